@@ -1,0 +1,142 @@
+"""``lcrec <step>``: the command-line driver. Each command parses arguments, loads params and calls one
+library function; no ML logic lives here. DVC stages call these commands.
+
+Heavy libraries are imported inside the commands, so ``lcrec --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from lcrec.config import ConfigError, Params, load_params
+
+Command = Callable[[Params, argparse.Namespace], int | None]
+COMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None] | None]] = {}
+
+
+def command(name: str, help: str, add_args: Callable[[argparse.ArgumentParser], None] | None = None):  # noqa: A002
+    """Register ``fn(params, args)`` as ``lcrec <name>``."""
+
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = (help, fn, add_args)
+        return fn
+
+    return register
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------------------------------- data
+@command("ingest", "Read a raw dataset into interactions/items/users parquet files.")
+def _ingest(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.data.ingest import run_ingest
+
+    _print_json(run_ingest(params))
+
+
+@command("validate", "Check the ingested tables with Great Expectations; exit 1 on failure.")
+def _validate(params: Params, args: argparse.Namespace) -> int:
+    from lcrec.validation.validate import DataValidationError, run_validate
+
+    try:
+        _print_json(run_validate(params))
+    except DataValidationError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    return 0
+
+
+@command("features", "Write Feast sources, `feast apply` and materialize the online store.")
+def _features(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.features.store import run_features
+
+    _print_json(run_features(params))
+
+
+@command("split", "k-core filter, chronological leave-one-out split, capped histories.")
+def _split(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.split.leave_one_out import run_split
+
+    _print_json(run_split(params))
+
+
+# --------------------------------------------------------------------------------------------------- utilities
+def _add_params_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--defaults", action="store_true", help="print a params.yaml holding every default")
+
+
+@command("params", "Show every setting with its current value and help text.", _add_params_args)
+def _params(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.config import describe, dump_defaults
+
+    if args.defaults:
+        print(dump_defaults(), end="")
+        return
+    current = params.to_dict()
+    for key, _default, help_text in describe():
+        value = current
+        for part in key.split("."):
+            value = value[part]
+        print(f"{key} = {value!r}\n    {help_text}")
+
+
+def _add_demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--until", default=None, help="stop after this step (default: run every step that exists)")
+
+
+@command("demo", "Run the pipeline end to end in one process and print a summary.", _add_demo_args)
+def _demo(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.demo import run_demo
+
+    run_demo(params, until=args.until)
+
+
+# --------------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lcrec", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="<step>")
+    for name, (help_text, _fn, add_args) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+        p.add_argument(
+            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+            help="override one setting, e.g. --set data.source=ml-1m (repeatable)",
+        )
+        if add_args:
+            add_args(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        params = load_params(args.params, args.overrides)
+    except ConfigError as err:
+        print(f"lcrec {args.command}: bad configuration: {err}", file=sys.stderr)
+        return 2
+    _help, fn, _add = COMMANDS[args.command]
+    try:
+        rc = fn(params, args)
+    except (FileNotFoundError, ValueError, ConfigError) as err:
+        print(f"lcrec {args.command}: {err}", file=sys.stderr)
+        return 1
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

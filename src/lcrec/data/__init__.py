@@ -1,0 +1,1 @@
+"""Data layer: one schema for every source, readers per source, text cleaning."""

@@ -1,0 +1,85 @@
+"""Log one pipeline step to MLflow: its parameters, statistics and artifacts.
+
+The default backend is a sqlite file in the work folder, so a laptop run needs no server. A pipeline run
+sets ``LCREC_PARENT_RUN_ID`` and every step's run is nested under it, which gives one lineage tree per run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lcrec.config import PathsConfig, TrackingConfig
+
+log = logging.getLogger(__name__)
+
+PARENT_ENV = "LCREC_PARENT_RUN_ID"
+
+
+def tracking_uri(cfg: TrackingConfig, paths: PathsConfig) -> str:
+    if cfg.uri:
+        return cfg.uri
+    db = Path(paths.work_dir).resolve() / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+def _setup(cfg: TrackingConfig, paths: PathsConfig):
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(cfg, paths))
+    if mlflow.get_experiment_by_name(cfg.experiment) is None:
+        artifacts = (Path(paths.work_dir).resolve() / "mlartifacts").as_uri()
+        mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
+    mlflow.set_experiment(cfg.experiment)
+    return mlflow
+
+
+def log_step(
+    step: str,
+    cfg: TrackingConfig,
+    paths: PathsConfig,
+    params: Any = None,
+    metrics: Mapping[str, float] | None = None,
+    artifacts: Iterable[str | Path] = (),
+    tags: Mapping[str, str] | None = None,
+) -> str | None:
+    """Log one step as an MLflow run (nested under ``$LCREC_PARENT_RUN_ID`` if set); return the run id."""
+    if not cfg.enabled:
+        return None
+    mlflow = _setup(cfg, paths)
+    flat: dict[str, Any] = {}
+    if params is not None:
+        _flatten("", params, flat)
+    parent = os.environ.get(PARENT_ENV)
+    run_tags = {"lcrec.step": step, **(tags or {})}
+    if parent:
+        run_tags["mlflow.parentRunId"] = parent
+    with mlflow.start_run(run_name=step, tags=run_tags) as run:
+        if flat:
+            mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
+        numeric = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, int | float)}
+        if numeric:
+            mlflow.log_metrics(numeric)
+        for art in artifacts:
+            p = Path(art)
+            if p.is_dir():
+                mlflow.log_artifacts(str(p), artifact_path=p.name)
+            elif p.exists():
+                mlflow.log_artifact(str(p))
+        log.info("logged step %s to MLflow run %s", step, run.info.run_id)
+        return run.info.run_id
