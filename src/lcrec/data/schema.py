@@ -45,6 +45,9 @@ def conform(df: pd.DataFrame, columns: dict[str, str], table: str) -> pd.DataFra
         else:
             out[col] = out[col].astype(dtype)
     extra = [c for c in out.columns if c not in columns]
+    for col in extra:
+        if out[col].dtype == object:
+            out[col] = out[col].astype("string")
     return out[list(columns) + extra].reset_index(drop=True)
 
 

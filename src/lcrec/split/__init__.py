@@ -1,0 +1,1 @@
+"""Train/valid/test sequences: k-core filtering and chronological leave-one-out."""
