@@ -56,6 +56,7 @@ def write_tables(out_dir: Path, interactions: pd.DataFrame, items: pd.DataFrame,
     conform(interactions, INTERACTION_COLUMNS, "interactions").to_parquet(out_dir / INTERACTIONS, index=False)
     conform(items, ITEM_COLUMNS, "items").to_parquet(out_dir / ITEMS, index=False)
     users = users if len(users.columns) else pd.DataFrame({"user_id": pd.Series([], dtype="string")})
+    users = users.astype({c: "string" for c in users.columns})  # profile columns are text (age band "1", zip ...)
     conform(users, USER_COLUMNS, "users").to_parquet(out_dir / USERS, index=False)
 
 

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lcrec.config import ConfigError, Params, describe, dump_defaults, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_load_without_file(tmp_path):
+    params = load_params(None)
+    assert params.data.source == "ml-100k"
+    assert params.split.k_core == 5
+
+
+def test_committed_params_file_holds_every_knob():
+    committed = yaml.safe_load((REPO / "params.yaml").read_text())
+    defaults = yaml.safe_load(dump_defaults())
+    for section, values in defaults.items():
+        assert section in committed, f"params.yaml lacks section {section}"
+        missing = set(values) - set(committed[section])
+        assert not missing, f"params.yaml section {section} lacks {sorted(missing)}"
+    load_params(REPO / "params.yaml")  # and it type-checks
+
+
+def test_overrides_are_typed():
+    params = load_params(None, ["data.source=ml-1m", "split.k_core=10", "validate.rating_max=10"])
+    assert params.data.source == "ml-1m" and params.split.k_core == 10
+    assert isinstance(params.validate.rating_max, float)
+
+
+def test_unknown_key_names_the_valid_ones(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("split:\n  kcore: 3\n")
+    with pytest.raises(ConfigError, match=r"split: unknown setting\(s\) kcore; valid settings are: k_core"):
+        load_params(path)
+
+
+def test_wrong_type_says_where():
+    with pytest.raises(ConfigError, match=r"split.k_core: expected an integer, got 'many'"):
+        load_params(None, ["split.k_core=many"])
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_params(None, ["split.k_core"])
+
+
+def test_missing_explicit_params_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_every_knob_has_help():
+    rows = describe(Params)
+    assert rows and all(help_text for _key, _default, help_text in rows)
