@@ -73,6 +73,11 @@ class FeaturesConfig:
     history_len: int = knob(20, "Items kept in the user 'recent history' feature (most recent last).")
     ttl_days: int = knob(36500, "Feast time-to-live of feature rows, days (MovieLens events are old).")
     materialize: bool = knob(True, "Materialize the offline sources into the online store after apply.")
+    user_rows_per_event: bool = knob(
+        True,
+        "Write one user_features row per (user, event time) so historical reads are point-in-time correct; "
+        "false keeps only each user's latest row (a smaller source).",
+    )
 
 
 @dataclass

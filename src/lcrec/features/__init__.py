@@ -1,0 +1,1 @@
+"""Feast feature store: item text and codes, user history, the per-user top-K cache."""

@@ -1,0 +1,246 @@
+"""The rows of the Feast offline sources, built with pandas only (no feast import).
+
+Each frame holds the entity key, the view's feature columns and the two timestamp columns every Feast source and
+every pushed row needs: ``event_timestamp`` (when the fact became true) and ``created`` (when lcrec wrote it; the
+newer one wins when two rows share an event time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+EVENT_TS = "event_timestamp"
+CREATED_TS = "created"
+
+ITEM_COLUMNS = ["item_id", "title", "text", "categories", "codes", EVENT_TS, CREATED_TS]
+USER_COLUMNS = ["user_id", "recent_items", "n_interactions", "mean_rating", "last_timestamp", EVENT_TS, CREATED_TS]
+TOPK_COLUMNS = ["user_id", "item_ids", "scores", "index_version", "history_hash", EVENT_TS, CREATED_TS]
+
+
+def utc_now() -> pd.Timestamp:
+    return pd.Timestamp(datetime.now(UTC)).floor("us")
+
+
+def _utc_seconds(seconds: pd.Series) -> pd.Series:
+    return pd.to_datetime(seconds.astype("int64"), unit="s", utc=True).astype("datetime64[us, UTC]")
+
+
+# --------------------------------------------------------------------------------------------------- index
+def read_index_codes(index_path: Path) -> dict[str, str]:
+    """``index.json`` ({item_id: ["<a_1>", "<b_2>", ...]}) -> {item_id: "<a_1><b_2>..."}."""
+    index_path = Path(index_path)
+    try:
+        raw = json.loads(index_path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{index_path} does not exist: run `lcrec quantize` first (it writes index.json)") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{index_path} is not valid JSON ({err}); rebuild it with `lcrec quantize`") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{index_path}: expected a mapping item_id -> list of code tokens, got {type(raw).__name__}")
+    codes = {}
+    for item_id, tokens in raw.items():
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise ValueError(
+                f"{index_path}: item {item_id!r} maps to {tokens!r}; every value must be a list of code tokens "
+                'like ["<a_12>", "<b_201>"]'
+            )
+        codes[str(item_id)] = "".join(tokens)
+    return codes
+
+
+def index_version(index_path: Path | None) -> str:
+    """A short content hash of ``index.json`` ("" when there is no index)."""
+    if index_path is None:
+        return ""
+    return hashlib.sha256(Path(index_path).read_bytes()).hexdigest()[:12]
+
+
+def history_hash(items: Iterable[str]) -> str:
+    """A short hash of a history (item ids, oldest first): the top-K cache key next to the index version."""
+    return hashlib.sha256("\x1f".join(map(str, items)).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------- items
+def item_frame(
+    items: pd.DataFrame,
+    interactions: pd.DataFrame,
+    codes: Mapping[str, str] | None = None,
+    created: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """One row per catalogue item. Its event time is the item's first interaction (the catalogue's first event
+    for items nobody interacted with), so historical reads see an item only once it existed."""
+    if items["item_id"].duplicated().any():
+        dup = items.loc[items["item_id"].duplicated(), "item_id"].head(5).tolist()
+        raise ValueError(f"items.parquet: item_id must be unique, repeated ids include {dup}; rerun `lcrec ingest`")
+    created = created if created is not None else utc_now()
+    first_seen = interactions.groupby("item_id", sort=False)["timestamp"].min()
+    default_ts = int(interactions["timestamp"].min()) if len(interactions) else 0
+    out = pd.DataFrame({"item_id": items["item_id"].astype(str).to_numpy()})
+    for col in ("title", "text", "categories"):
+        out[col] = items[col].fillna("").astype(str).to_numpy() if col in items.columns else ""
+    codes = codes or {}
+    out["codes"] = [codes.get(i, "") for i in out["item_id"]]
+    seconds = out["item_id"].map(first_seen).fillna(default_ts).astype("int64")
+    out[EVENT_TS] = _utc_seconds(seconds)
+    out[CREATED_TS] = created
+    return out[ITEM_COLUMNS]
+
+
+def new_item_frame(items: pd.DataFrame, codes: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Rows for items pushed at serving time: item_id is required, title/text/categories/codes default to ""
+    (codes are taken from ``codes`` when the frame has none), both timestamps are now unless given."""
+    if "item_id" not in items.columns:
+        raise ValueError(f"new items need an 'item_id' column; got columns {list(items.columns)}")
+    if items["item_id"].isna().any():
+        raise ValueError("new items: item_id must not be missing")
+    now = utc_now()
+    out = pd.DataFrame({"item_id": items["item_id"].astype(str).to_numpy()})
+    for col in ("title", "text", "categories"):
+        out[col] = items[col].fillna("").astype(str).to_numpy() if col in items.columns else ""
+    if "codes" in items.columns:
+        out["codes"] = items["codes"].fillna("").astype(str).to_numpy()
+    else:
+        out["codes"] = [(codes or {}).get(i, "") for i in out["item_id"]]
+    for col in (EVENT_TS, CREATED_TS):
+        out[col] = pd.to_datetime(items[col], utc=True).to_numpy() if col in items.columns else now
+        out[col] = pd.to_datetime(out[col], utc=True).astype("datetime64[us, UTC]")
+    return out[ITEM_COLUMNS]
+
+
+# --------------------------------------------------------------------------------------------------- users
+def user_frame(
+    interactions: pd.DataFrame,
+    history_len: int,
+    per_event: bool = True,
+    created: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """User history snapshots: for every (user, event time) the last ``history_len`` items up to and including
+    that time (oldest first), the interaction count, the mean rating so far and the time itself.
+
+    Interactions sharing a timestamp keep their file order (stable sort). ``per_event=False`` keeps only each
+    user's latest snapshot.
+    """
+    if history_len < 1:
+        raise ValueError(f"features.history_len must be at least 1, got {history_len}")
+    created = created if created is not None else utc_now()
+    df = interactions[["user_id", "item_id", "timestamp", "rating"]].copy()
+    df["user_id"] = df["user_id"].astype(str)
+    df["item_id"] = df["item_id"].astype(str)
+    df["timestamp"] = df["timestamp"].astype("int64")
+    df["rating"] = df["rating"].astype("float64")
+    df = df.sort_values(["user_id", "timestamp"], kind="mergesort").reset_index(drop=True)
+
+    group = df.groupby("user_id", sort=False)
+    df["n_interactions"] = group.cumcount().astype("int64") + 1
+    rated = df["rating"].notna()
+    rating_sum = df["rating"].fillna(0.0).groupby(df["user_id"], sort=False).cumsum()
+    rating_cnt = rated.astype("int64").groupby(df["user_id"], sort=False).cumsum()
+    df["mean_rating"] = (rating_sum / rating_cnt.where(rating_cnt > 0)).astype("float64")
+
+    # recent history per row: slice each user's chronological item list
+    items = df["item_id"].to_numpy()
+    starts = group.ngroup().to_numpy()
+    first_row = np.zeros(len(df), dtype=np.int64)
+    if len(df):
+        boundaries = np.flatnonzero(np.r_[True, starts[1:] != starts[:-1]])
+        first_row = np.repeat(boundaries, np.diff(np.r_[boundaries, len(df)]))
+    positions = np.arange(len(df))
+    lo = np.maximum(first_row, positions + 1 - history_len)
+    df["recent_items"] = [items[a : b + 1].tolist() for a, b in zip(lo, positions, strict=True)]
+
+    # one snapshot per (user, time): the last row of each same-second group holds everything up to that second
+    keep = ~df.duplicated(["user_id", "timestamp"], keep="last")
+    if not per_event:
+        keep &= ~df["user_id"].duplicated(keep="last")
+    out = df.loc[keep].reset_index(drop=True)
+    out["last_timestamp"] = out["timestamp"].astype("int64")
+    out[EVENT_TS] = _utc_seconds(out["timestamp"])
+    out[CREATED_TS] = created
+    return out[USER_COLUMNS]
+
+
+# --------------------------------------------------------------------------------------------------- top-K cache
+def topk_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Top-K cache rows: user_id, item_ids (list), scores (list, same length), index_version, history_hash;
+    timestamps default to now."""
+    df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    if df.empty:
+        return empty_topk_frame()
+    missing = [c for c in ("user_id", "item_ids", "scores") if c not in df.columns]
+    if missing:
+        raise ValueError(f"top-K rows need columns user_id, item_ids, scores; missing {missing}")
+    now = utc_now()
+    out = pd.DataFrame({"user_id": df["user_id"].astype(str).to_numpy()})
+    out["item_ids"] = [[str(i) for i in ids] for ids in df["item_ids"]]
+    out["scores"] = [[float(s) for s in scores] for scores in df["scores"]]
+    bad = [u for u, ids, s in zip(out["user_id"], out["item_ids"], out["scores"], strict=True) if len(ids) != len(s)]
+    if bad:
+        raise ValueError(f"top-K rows: item_ids and scores differ in length for users {bad[:5]}")
+    for col in ("index_version", "history_hash"):
+        out[col] = df[col].fillna("").astype(str).to_numpy() if col in df.columns else ""
+    for col in (EVENT_TS, CREATED_TS):
+        out[col] = pd.to_datetime(df[col], utc=True).to_numpy() if col in df.columns else now
+        out[col] = pd.to_datetime(out[col], utc=True).astype("datetime64[us, UTC]")
+    return out[TOPK_COLUMNS]
+
+
+def empty_topk_frame() -> pd.DataFrame:
+    ts = pd.Series([], dtype="datetime64[us, UTC]")
+    return pd.DataFrame(
+        {
+            "user_id": pd.Series([], dtype=object),
+            "item_ids": pd.Series([], dtype=object),
+            "scores": pd.Series([], dtype=object),
+            "index_version": pd.Series([], dtype=object),
+            "history_hash": pd.Series([], dtype=object),
+            EVENT_TS: ts,
+            CREATED_TS: ts,
+        }
+    )[TOPK_COLUMNS]
+
+
+# --------------------------------------------------------------------------------------------------- parquet
+def arrow_schema(columns: list[str]):
+    """The exact Arrow schema of a source file (explicit, so empty frames and pushed rows keep their types)."""
+    import pyarrow as pa
+
+    types = {
+        "item_id": pa.string(),
+        "user_id": pa.string(),
+        "title": pa.string(),
+        "text": pa.string(),
+        "categories": pa.string(),
+        "codes": pa.string(),
+        "recent_items": pa.list_(pa.string()),
+        "n_interactions": pa.int64(),
+        "mean_rating": pa.float64(),
+        "last_timestamp": pa.int64(),
+        "item_ids": pa.list_(pa.string()),
+        "scores": pa.list_(pa.float64()),
+        "index_version": pa.string(),
+        "history_hash": pa.string(),
+        EVENT_TS: pa.timestamp("us", tz="UTC"),
+        CREATED_TS: pa.timestamp("us", tz="UTC"),
+    }
+    return pa.schema([(c, types[c]) for c in columns])
+
+
+def write_source(df: pd.DataFrame, path: Path) -> None:
+    """Write one offline source parquet file with its explicit schema (atomically: temp file + rename)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(df, schema=arrow_schema(list(df.columns)), preserve_index=False)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)

@@ -1,0 +1,264 @@
+"""The features step and the feature-store helpers the serving step calls.
+
+``build_feature_store`` writes the offline parquet sources into ``<repo>/data``, applies the definitions of
+:mod:`lcrec.features.definitions` through the Python API (the ``feast`` CLI would cost another ~11 s import) and
+materializes the sources into the sqlite online store over the data's whole time range.
+
+Online helpers (``open_store``, ``get_item_features``, ``get_user_features``, ``get_topk``, ``push_new_items``,
+``push_topk``) return plain Python: ``{id: {feature: value} or None}`` in the order asked, None for unknown ids.
+
+feast is imported inside functions (its import takes ~11 s), so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from lcrec.config import FeaturesConfig, Params
+from lcrec.data.schema import read_tables
+from lcrec.features import frames
+from lcrec.features import layout as L
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+log = logging.getLogger(__name__)
+
+_PUSH_MODES = ("online", "offline", "online_and_offline")
+
+
+def _check_repo(repo_dir: Path) -> Path:
+    repo_dir = Path(repo_dir).resolve()
+    if not (repo_dir / L.STORE_CONFIG).exists():
+        raise FileNotFoundError(
+            f"{repo_dir / L.STORE_CONFIG} does not exist: point paths.feature_repo at the Feast repository folder "
+            "(the project's feature_repo/ holds feature_store.yaml and features.py; copy it if you need another one)"
+        )
+    return repo_dir
+
+
+def _source_path(repo_dir: Path, relative: str) -> Path:
+    return repo_dir / relative
+
+
+def _pushed_items_to_keep(existing: Path, catalogue_ids: set[str], codes: Mapping[str, str]) -> pd.DataFrame:
+    """Items pushed at serving time (rows of the current item source that are not in the catalogue): kept across
+    a rerun, newest row per item, codes refreshed from the index when it has them."""
+    if not existing.exists():
+        return pd.DataFrame(columns=frames.ITEM_COLUMNS)
+    old = pd.read_parquet(existing)
+    if list(old.columns) != frames.ITEM_COLUMNS:
+        log.warning("ignoring %s: its columns %s are not %s", existing, list(old.columns), frames.ITEM_COLUMNS)
+        return pd.DataFrame(columns=frames.ITEM_COLUMNS)
+    old = old[~old["item_id"].isin(catalogue_ids)]
+    old = old.sort_values([frames.EVENT_TS, frames.CREATED_TS], kind="mergesort").drop_duplicates("item_id", keep="last")
+    if codes:
+        old["codes"] = [codes.get(i, c) for i, c in zip(old["item_id"], old["codes"], strict=True)]
+    return old.reset_index(drop=True)
+
+
+def write_sources(
+    cfg: FeaturesConfig, data_dir: Path, repo_dir: Path, index_path: Path | None = None
+) -> dict[str, Any]:
+    """Write the three offline source files under ``repo_dir/data``; return counts and the time range."""
+    interactions, items, _users = read_tables(Path(data_dir))
+    codes = frames.read_index_codes(index_path) if index_path is not None else {}
+    created = frames.utc_now()
+
+    item_df = frames.item_frame(items, interactions, codes, created=created)
+    item_path = _source_path(repo_dir, L.ITEM_SOURCE_FILE)
+    kept = _pushed_items_to_keep(item_path, set(item_df["item_id"]), codes)
+    if len(kept):
+        item_df = pd.concat([item_df, kept[frames.ITEM_COLUMNS]], ignore_index=True)
+    user_df = frames.user_frame(interactions, cfg.history_len, per_event=cfg.user_rows_per_event, created=created)
+
+    topk_path = _source_path(repo_dir, L.TOPK_SOURCE_FILE)
+    topk_df = frames.empty_topk_frame()
+    if topk_path.exists():  # the cache survives reruns; its rows carry index_version / history_hash
+        old = pd.read_parquet(topk_path)
+        if list(old.columns) == frames.TOPK_COLUMNS:
+            topk_df = old
+        else:
+            log.warning("rewriting %s: its columns %s are not %s", topk_path, list(old.columns), frames.TOPK_COLUMNS)
+
+    frames.write_source(item_df, item_path)
+    frames.write_source(user_df, _source_path(repo_dir, L.USER_SOURCE_FILE))
+    frames.write_source(topk_df, topk_path)
+
+    stamps = [df[frames.EVENT_TS] for df in (item_df, user_df, topk_df) if len(df)]
+    all_ts = pd.concat(stamps) if stamps else pd.Series([], dtype="datetime64[us, UTC]")
+    in_catalogue = item_df["item_id"].isin(set(items["item_id"].astype(str)))
+    return {
+        "n_items": int(len(item_df)),
+        "n_catalogue_items": int(in_catalogue.sum()),
+        "n_pushed_items_kept": int(len(kept)),
+        "n_items_with_codes": int((item_df["codes"] != "").sum()),
+        "n_index_items_not_in_catalogue": int(len(set(codes) - set(item_df["item_id"]))),
+        "index_version": frames.index_version(index_path),
+        "n_users": int(user_df["user_id"].nunique()),
+        "n_user_rows": int(len(user_df)),
+        "n_topk_rows": int(len(topk_df)),
+        "history_len": cfg.history_len,
+        "start": all_ts.min() if len(all_ts) else None,
+        "end": all_ts.max() if len(all_ts) else None,
+    }
+
+
+def build_feature_store(
+    cfg: FeaturesConfig, data_dir: Path, repo_dir: Path, index_path: Path | None = None
+) -> dict[str, Any]:
+    """Write the sources, apply the definitions and materialize the online store; return statistics."""
+    repo_dir = _check_repo(repo_dir)
+    t0 = time.perf_counter()
+    stats = write_sources(cfg, data_dir, repo_dir, index_path)
+    t_write = time.perf_counter()
+
+    from lcrec.features.definitions import build_definitions
+
+    t_import = time.perf_counter()
+    defs = build_definitions(cfg.ttl_days)
+    store = open_store(repo_dir)
+    store.apply(defs.objects())
+    t_apply = time.perf_counter()
+
+    start, end = stats.pop("start"), stats.pop("end")
+    views = [defs.item_features.name, defs.user_features.name]
+    if stats["n_topk_rows"]:
+        views.append(defs.user_topk.name)
+    if cfg.materialize and start is not None:
+        # materialize's window is [start, end): one second past the newest row includes it. Feast prints its
+        # progress on stdout; send it to stderr so `lcrec features` prints only its JSON summary there.
+        with contextlib.redirect_stdout(sys.stderr):
+            store.materialize(start.to_pydatetime(), (end + timedelta(seconds=1)).to_pydatetime(), feature_views=views)
+    t_mat = time.perf_counter()
+
+    stats.update(
+        {
+            "materialized": bool(cfg.materialize and start is not None),
+            "materialized_views": ",".join(views) if cfg.materialize else "",
+            "window_start": start.isoformat() if start is not None else "",
+            "window_end": end.isoformat() if end is not None else "",
+            "write_s": round(t_write - t0, 3),
+            "feast_import_s": round(t_import - t_write, 3),
+            "apply_s": round(t_apply - t_import, 3),
+            "materialize_s": round(t_mat - t_apply, 3),
+            "repo_dir": str(repo_dir),
+        }
+    )
+    log.info(
+        "feature store %s: %d items (%d with codes), %d users (%d snapshots), materialized=%s",
+        repo_dir, stats["n_items"], stats["n_items_with_codes"], stats["n_users"], stats["n_user_rows"],
+        stats["materialized"],
+    )
+    return stats
+
+
+# --------------------------------------------------------------------------------------------------- online
+def open_store(repo_dir: Path) -> FeatureStore:
+    """The Feast store of a repository folder (imports feast)."""
+    from feast import FeatureStore
+
+    return FeatureStore(repo_path=str(_check_repo(repo_dir)))
+
+
+def _online(
+    store: FeatureStore, view: str, names: Sequence[str], key: str, ids: Iterable[Any]
+) -> dict[str, dict[str, Any] | None]:
+    ids = [str(i) for i in ids]
+    if not ids:
+        return {}
+    unique = list(dict.fromkeys(ids))
+    result = store.get_online_features(
+        features=[f"{view}:{n}" for n in names], entity_rows=[{key: i} for i in unique]
+    ).to_dict()
+    out: dict[str, dict[str, Any] | None] = {}
+    for row, entity_id in enumerate(unique):
+        values = {n: result[n][row] for n in names}
+        out[entity_id] = None if all(v is None for v in values.values()) else values
+    return {i: out[i] for i in ids}
+
+
+def get_item_features(store: FeatureStore, item_ids: Iterable[Any]) -> dict[str, dict[str, Any] | None]:
+    """{item_id: {title, text, categories, codes} or None for unknown items}."""
+    return _online(store, L.ITEM_VIEW, L.ITEM_FEATURE_NAMES, "item_id", item_ids)
+
+
+def get_user_features(store: FeatureStore, user_ids: Iterable[Any]) -> dict[str, dict[str, Any] | None]:
+    """{user_id: {recent_items (oldest first), n_interactions, mean_rating, last_timestamp} or None}."""
+    return _online(store, L.USER_VIEW, L.USER_FEATURE_NAMES, "user_id", user_ids)
+
+
+def get_topk(store: FeatureStore, user_ids: Iterable[Any]) -> dict[str, dict[str, Any] | None]:
+    """{user_id: {item_ids, scores, index_version, history_hash} or None when nothing is cached}."""
+    return _online(store, L.TOPK_VIEW, L.TOPK_FEATURE_NAMES, "user_id", user_ids)
+
+
+def _push_mode(to: str):
+    from feast.data_source import PushMode
+
+    if to not in _PUSH_MODES:
+        raise ValueError(f"push target {to!r} is not one of {', '.join(_PUSH_MODES)}")
+    return {"online": PushMode.ONLINE, "offline": PushMode.OFFLINE, "online_and_offline": PushMode.ONLINE_AND_OFFLINE}[to]
+
+
+def push_new_items(
+    store: FeatureStore,
+    items_df: pd.DataFrame,
+    codes: Mapping[str, str] | None = None,
+    to: str = "online_and_offline",
+) -> int:
+    """Push new (or changed) items: ``item_id`` plus any of title, text, categories, codes; codes missing from
+    the frame come from ``codes`` ({item_id: code string}). By default the rows also go to the offline source,
+    which Feast rewrites with the new rows prepended; ``lcrec features`` keeps pushed items across reruns.
+    Returns the number of rows pushed."""
+    rows = frames.new_item_frame(items_df, codes)
+    if len(rows):
+        store.push(L.ITEM_PUSH, rows, to=_push_mode(to))
+    return int(len(rows))
+
+
+def push_topk(
+    store: FeatureStore, rows: pd.DataFrame | Iterable[Mapping[str, Any]], to: str = "online"
+) -> int:
+    """Push per-user top-K cache rows (user_id, item_ids, scores, index_version, history_hash). Online only by
+    default: a cache does not need the offline history, and every offline push rewrites the parquet file."""
+    df = frames.topk_frame(rows)
+    if len(df):
+        store.push(L.TOPK_PUSH, df, to=_push_mode(to))
+    return int(len(df))
+
+
+# --------------------------------------------------------------------------------------------------- driver
+def run_features(params: Params) -> dict[str, Any]:
+    """``lcrec features``: the step on ``work/data`` (+ ``work/index/index.json`` when it exists)."""
+    from lcrec.tracking import log_step
+
+    cfg = params.features
+    data_dir = params.paths.step("data")
+    repo_dir = Path(params.paths.feature_repo)
+    index_path = params.paths.step("index") / "index.json"
+    stats = build_feature_store(cfg, data_dir, repo_dir, index_path if index_path.exists() else None)
+    out_dir = params.paths.step("features")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats_path = out_dir / "stats.json"
+    stats_path.write_text(json.dumps(stats, indent=2, default=str) + "\n")
+    log_step(
+        "features",
+        params.tracking,
+        params.paths,
+        params=cfg,
+        metrics=stats,
+        artifacts=[stats_path, Path(repo_dir) / L.STORE_CONFIG],
+        tags={"index_version": stats["index_version"]} if stats["index_version"] else None,
+    )
+    return stats
