@@ -1,5 +1,5 @@
 """Experiment tracking (MLflow) and lineage."""
 
-from lcrec.tracking.mlflow_log import log_step, tracking_uri
+from lcrec.tracking.mlflow_log import log_step, pipeline_run, tracking_uri
 
-__all__ = ["log_step", "tracking_uri"]
+__all__ = ["log_step", "pipeline_run", "tracking_uri"]

@@ -83,3 +83,38 @@ def log_step(
                 mlflow.log_artifact(str(p))
         log.info("logged step %s to MLflow run %s", step, run.info.run_id)
         return run.info.run_id
+
+
+class pipeline_run:  # noqa: N801 - used as a context manager, reads like a statement
+    """One parent MLflow run for a whole pipeline run; the steps run inside it nest under it.
+
+    >>> with pipeline_run("demo", params.tracking, params.paths):
+    ...     run_ingest(params)
+    """
+
+    def __init__(self, name: str, cfg: TrackingConfig, paths: PathsConfig, tags: Mapping[str, str] | None = None):
+        self.name, self.cfg, self.paths, self.tags = name, cfg, paths, dict(tags or {})
+        self.run_id: str | None = None
+        self._previous: str | None = None
+
+    def __enter__(self) -> pipeline_run:
+        if not self.cfg.enabled:
+            return self
+        mlflow = _setup(self.cfg, self.paths)
+        run = mlflow.start_run(run_name=self.name, tags={"lcrec.pipeline": self.name, **self.tags})
+        self.run_id = run.info.run_id
+        mlflow.end_run()  # steps open their own runs; the parent stays RUNNING until __exit__
+        self._previous = os.environ.get(PARENT_ENV)
+        os.environ[PARENT_ENV] = self.run_id
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.run_id is None:
+            return
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient().set_terminated(self.run_id, status="FAILED" if exc_type else "FINISHED")
+        if self._previous is None:
+            os.environ.pop(PARENT_ENV, None)
+        else:
+            os.environ[PARENT_ENV] = self._previous
