@@ -1,0 +1,1 @@
+"""Generative retrieval decoding: the code trie and trie-constrained beam search."""

@@ -1,0 +1,70 @@
+"""Ranking metrics with a single relevant item per user (leave-one-out): HR@k and NDCG@k.
+
+A user's ranked list is what the decoder returned, best first. Each entry is an item id, or a group of item ids
+that share one code (colliding items cannot be told apart by the decoder; LC-Rec counts a shared code as a hit,
+and so do we: the group occupies one rank). Ranks are 0-based.
+
+- ``HR@k`` = 1 if rank < k else 0.
+- ``NDCG@k`` = 1 / log2(rank + 2) if rank < k else 0 (the ideal DCG with one relevant item is 1).
+- A target missing from the list scores 0 for every k. Averages are over all users given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Sequence
+
+Entry = str | Collection[str]
+
+
+def rank_of(target: str, ranked: Sequence[Entry]) -> int | None:
+    """0-based rank of ``target`` in ``ranked`` (entries are item ids or groups of ids), None when absent."""
+    for rank, entry in enumerate(ranked):
+        if entry == target if isinstance(entry, str) else target in entry:
+            return rank
+    return None
+
+
+def hit_at_k(rank: int | None, k: int) -> float:
+    """1.0 when the relevant item is within the first ``k`` places."""
+    _check_k(k)
+    return 1.0 if rank is not None and rank < k else 0.0
+
+
+def ndcg_at_k(rank: int | None, k: int) -> float:
+    """NDCG@k for one relevant item at 0-based ``rank``."""
+    _check_k(k)
+    return 1.0 / math.log2(rank + 2) if rank is not None and rank < k else 0.0
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"cut-off k must be >= 1, got {k}")
+
+
+def metric_names(ks: Iterable[int] = (1, 5, 10)) -> list[str]:
+    """Names in the order :func:`ranking_metrics` reports them: hr@k for each k, then ndcg@k for each k."""
+    ks = list(ks)
+    return [f"hr@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
+
+
+def ranking_metrics(
+    ranked_lists: Sequence[Sequence[Entry]], targets: Sequence[str], ks: Iterable[int] = (1, 5, 10)
+) -> dict[str, float]:
+    """Mean HR@k and NDCG@k over users (``ranked_lists[i]`` is user i's list, ``targets[i]`` their item)."""
+    ks = list(ks)
+    if len(ranked_lists) != len(targets):
+        raise ValueError(
+            f"{len(ranked_lists)} ranked lists but {len(targets)} targets; pass one list and one target per user"
+        )
+    if not targets:
+        raise ValueError("no users to evaluate: the ranked lists are empty")
+    for k in ks:
+        _check_k(k)
+    totals = dict.fromkeys(metric_names(ks), 0.0)
+    for ranked, target in zip(ranked_lists, targets, strict=True):
+        rank = rank_of(target, ranked)
+        for k in ks:
+            totals[f"hr@{k}"] += hit_at_k(rank, k)
+            totals[f"ndcg@{k}"] += ndcg_at_k(rank, k)
+    return {name: value / len(targets) for name, value in totals.items()}
