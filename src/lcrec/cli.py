@@ -67,6 +67,19 @@ def _split(params: Params, args: argparse.Namespace) -> None:
     _print_json(run_split(params))
 
 
+@command("tasks", "Build the alignment-tuning instruction datasets (SEQ, MUT, ASY, ITE, PER, NEG).")
+def _tasks(params: Params, args: argparse.Namespace) -> int:
+    from lcrec.tasks.tasks import run_tasks
+    from lcrec.tasks.teachers import TeacherError
+
+    try:
+        _print_json(run_tasks(params))
+    except (TeacherError, KeyError) as err:
+        print(f"lcrec tasks: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------- utilities
 def _add_params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defaults", action="store_true", help="print a params.yaml holding every default")

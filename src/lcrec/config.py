@@ -94,6 +94,141 @@ class TrackingConfig:
     experiment: str = knob("lcrec", "MLflow experiment name.")
 
 
+@dataclass
+class SeqTasksConfig:
+    min_history: int = knob(1, "Skip training prefixes whose history has fewer items than this.")
+
+
+@dataclass
+class MutTasksConfig:
+    item2index: bool = knob(True, "Build title / description / both -> item index examples.")
+    index2item: bool = knob(True, "Build item index -> title and description examples.")
+    items: str = knob("all", "Items that get MUT examples: all (every indexed catalogue item) | train (items in training sequences).")
+
+
+@dataclass
+class AsyTasksConfig:
+    index2title: bool = knob(True, "Index history -> the next item's title.")
+    index2desc: bool = knob(True, "Index history -> the next item's description.")
+    title2index: bool = knob(True, "Title history -> the next item's index.")
+    min_history: int = knob(1, "Skip training prefixes whose history has fewer items than this.")
+
+
+@dataclass
+class IteTasksConfig:
+    query2index: bool = knob(True, "Intention query -> item index.")
+    history_query2index: bool = knob(True, "History + intention query -> item index.")
+    per_user: int = knob(1, "Intentions per user, about the user's last training targets (never valid/test items).")
+
+
+@dataclass
+class PerTasksConfig:
+    min_items: int = knob(3, "Users need at least this many training items to get a preference example.")
+
+
+@dataclass
+class NegTasksConfig:
+    ratio: float = knob(
+        0.25, "NEG examples per training prefix (0.25 = one 'dislike' example per four positive prefixes, 1:4; "
+        "0.33 = 1:3). Values above 1 give several negatives per prefix.",
+    )
+    sampler: str = knob("uniform", "How negatives are drawn from items the user never touched: uniform | dissimilar "
+                        "(prefer items sharing no category with the history).")
+
+
+@dataclass
+class TeacherConfig:
+    name: str = knob("rule", "Who writes intentions and preferences: rule (deterministic, from metadata, ratings, "
+                     "reviews, years) | openai (an OpenAI-compatible chat endpoint) | smollm2 (the bundled SmolLM2-Instruct).")
+    url: str = knob("", "Base URL of the OpenAI-compatible server for teacher=openai, e.g. http://127.0.0.1:8000/v1.")
+    model: str = knob("", "Model name sent to the openai teacher's endpoint.")
+    api_key_env: str = knob("OPENAI_API_KEY", "Environment variable holding the endpoint's API key (unset: no key sent).")
+    timeout_s: float = knob(60.0, "Seconds before one teacher request times out.")
+    retries: int = knob(3, "Retries of a failed request (timeouts, connection errors, HTTP 429/5xx).")
+    retry_backoff_s: float = knob(1.0, "First wait between retries, doubled on each retry.")
+    max_new_tokens: int = knob(96, "Longest generated text, tokens.")
+    temperature: float = knob(0.0, "Sampling temperature for LLM teachers (0 = greedy, reproducible).")
+
+
+@dataclass
+class TasksConfig:
+    families: list[str] = knob(
+        ["seq", "mut", "asy", "ite", "per", "neg"], "Task families to build (switch families off for the ablation)."
+    )
+    epochs: int = knob(2, "Training epochs to sample templates for; train rows carry their epoch number.")
+    templates_per_example: int = knob(1, "Distinct templates sampled per training example per epoch.")
+    valid_templates: int = knob(2, "SEQ templates sampled per validation user.")
+    caps: dict[str, int] = knob(
+        {"asy": 10000}, "Most examples kept per task, by task name (asy.index2title) or family name (asy: each of its "
+        "tasks); 0 or absent = no cap. Sampled with the seed.",
+    )
+    seed: int = knob(2024, "Seed of template sampling, caps and negative sampling.")
+    max_history: int = knob(20, "History items shown in a prompt (the most recent ones).")
+    train_format: str = knob("parquet", "File format of the training rows: parquet | jsonl.")
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    seq: SeqTasksConfig = field(default_factory=SeqTasksConfig)
+    mut: MutTasksConfig = field(default_factory=MutTasksConfig)
+    asy: AsyTasksConfig = field(default_factory=AsyTasksConfig)
+    ite: IteTasksConfig = field(default_factory=IteTasksConfig)
+    per: PerTasksConfig = field(default_factory=PerTasksConfig)
+    neg: NegTasksConfig = field(default_factory=NegTasksConfig)
+
+
+@dataclass
+class EmbedConfig:
+    encoder: str = knob(
+        "minilm",
+        "Item text encoder: minilm (the bundled all-MiniLM-L6-v2, 384-d) | causal-lm (attention-masked mean of a "
+        "causal LM's last hidden state, the paper's way: LLaMA-7B there, the bundled SmolLM2-135M here, 576-d).",
+    )
+    model_path: str = knob("", "HF model folder for the encoder; empty = the encoder's bundled model (never downloads).")
+    fields: list[str] = knob(
+        [], "Item columns encoded separately and averaged per item; empty = the encoder's default "
+        "(minilm: text; causal-lm: title, description, as LC-Rec does).",
+    )
+    batch_size: int = knob(32, "Texts per forward pass.")
+    max_length: int = knob(256, "Tokens kept per text (LC-Rec used 2048 with LLaMA; 512 is the usual fix for OOM).")
+    normalize: str = knob("auto", "L2-normalise item vectors: auto (minilm yes, causal-lm no) | yes | no.")
+    device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
+    dtype: str = knob("auto", "causal-lm weights dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16.")
+    cache_dir: str = knob("", "Folder for the one-time HF copy of the bundled SmolLM2 GGUF; empty = ~/.cache/lcrec/smollm2-135m-instruct-hf.")
+
+
+@dataclass
+class QuantizeConfig:
+    num_levels: int = knob(4, "Code levels H (LC-Rec: 4).")
+    codebook_size: int = knob(256, "Codes per level K (LC-Rec: 256); capacity is K ** H distinct items.")
+    code_dim: int = knob(32, "Latent and code vector size d (LC-Rec: 32).")
+    hidden_dims: list[int] = knob(
+        [], "Encoder MLP widths between input and latent (decoder mirrors them); empty = halve the input width "
+        "while >= 2 * code_dim (LC-Rec, 4096-d input: 2048,1024,512,256,128,64).",
+    )
+    dropout: float = knob(0.0, "Dropout before each MLP layer (LC-Rec: 0).")
+    batch_norm: bool = knob(False, "BatchNorm between MLP layers (LC-Rec's run.sh meant False but, a type=bool bug, trained with it on).")
+    beta: float = knob(0.25, "Commitment weight beta in codebook + beta * commitment.")
+    quant_loss_weight: float = knob(1.0, "Weight of the quantisation losses (summed over levels) against reconstruction.")
+    lr: float = knob(1e-3, "AdamW learning rate (LC-Rec: 1e-3).")
+    weight_decay: float = knob(1e-4, "AdamW weight decay (LC-Rec: 1e-4).")
+    batch_size: int = knob(1024, "Items per training step (LC-Rec: 1024).")
+    epochs: int = knob(200, "Training epochs (LC-Rec: 10000 on a GPU; 200 keeps the ML-100K demo well under 2 min on 2 cores).")
+    grad_clip: float = knob(1.0, "Gradient-norm clip (0 = off).")
+    train_sample: int = knob(0, "Train on a seeded sample of at most this many items (0 = all); every item is assigned.")
+    kmeans_init: bool = knob(True, "Initialise each level by k-means on its residuals before training (LC-Rec: on the first batch).")
+    kmeans_iters: int = knob(100, "Lloyd iterations of the k-means initialisation.")
+    kmeans_sample: int = knob(20000, "Items the k-means initialisation runs on (seeded sample; 0 = all).")
+    sk_epsilon: float = knob(0.003, "Sinkhorn entropy epsilon on the last level (LC-Rec: 0.003); 0 turns Sinkhorn off.")
+    sk_iters: int = knob(50, "Sinkhorn-Knopp iterations (LC-Rec: 50).")
+    sk_train: bool = knob(True, "Use Sinkhorn codes on the last level during training, as LC-Rec does.")
+    sk_rounds: int = knob(20, "Rounds of Sinkhorn redistribution of colliding groups before the guaranteed step (LC-Rec: 20).")
+    seed: int = knob(2024, "Seed of every random choice (same seed + data -> the same index, byte for byte).")
+    device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
+
+
+@dataclass
+class IndexAddConfig:
+    items: str = knob("", "New items to index (parquet, jsonl or csv with item_id and the encoder's text fields).")
+
+
 # --------------------------------------------------------------------------------------------------- root
 @dataclass
 class Params:
@@ -104,6 +239,10 @@ class Params:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    index_add: IndexAddConfig = field(default_factory=IndexAddConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:

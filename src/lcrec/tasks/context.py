@@ -1,0 +1,153 @@
+"""What the task builders read (:class:`TaskContext`) and what they produce (:class:`TaskExample`).
+
+A builder turns the split, the item codes and the teacher's texts into template-free examples: the field
+values of one example plus the strings its prompt must never contain (its target's code and title). The
+dataset assembler (:mod:`lcrec.tasks.dataset`) then picks the wording.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    """The text side of one catalogue item."""
+
+    item_id: str
+    title: str = ""
+    description: str = ""
+    categories: tuple[str, ...] = ()
+    brand: str = ""
+    year: int | None = None
+
+    @staticmethod
+    def from_row(item_id: str, title: str = "", description: str = "", categories: str = "", brand: str = "",
+                 year: int | None = None) -> ItemInfo:
+        """Build from the items table (categories ", "-joined); the year comes from a trailing "(1995)" in
+        the title when not given."""
+        title = (title or "").strip()
+        if year is None:
+            found = YEAR_IN_TITLE.search(title)
+            year = int(found.group(1)) if found else None
+        cats = tuple(c.strip() for c in (categories or "").split(",") if c.strip())
+        return ItemInfo(str(item_id), title, (description or "").strip(), cats, (brand or "").strip(), year)
+
+
+@dataclass(frozen=True)
+class TrainRow:
+    """One training prefix: the items before ``target``, oldest first."""
+
+    user_id: str
+    history: tuple[str, ...]
+    target: str
+
+
+@dataclass(frozen=True)
+class Intention:
+    """A user's intention about one training item, written by a teacher."""
+
+    user_id: str
+    history: tuple[str, ...]
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TaskExample:
+    """One example before a template is chosen.
+
+    ``values`` fill the template fields; ``target_item`` is the item the response names or describes ("" when
+    none); ``forbidden`` are strings the rendered prompt must not contain (the target's code and title).
+    """
+
+    task: str
+    values: dict[str, str]
+    target_item: str = ""
+    user_id: str = ""
+    forbidden: tuple[str, ...] = ()
+
+
+class MissingCodeError(KeyError):
+    """An item in the split has no code in index.json."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass
+class TaskContext:
+    """Everything a builder may read. Only training data lives here: valid/test targets never enter it,
+    except as the ``known_items`` a negative must avoid."""
+
+    items: dict[str, ItemInfo]
+    codes: dict[str, str]
+    train: list[TrainRow]
+    train_items: dict[str, list[str]] = field(default_factory=dict)
+    known_items: dict[str, set[str]] = field(default_factory=dict)
+    preferences: dict[str, str] = field(default_factory=dict)
+    intentions: dict[str, list[Intention]] = field(default_factory=dict)
+    max_history: int = 20
+    seed: int = 2024
+
+    def code(self, item_id: str) -> str:
+        try:
+            return self.codes[item_id]
+        except KeyError:
+            raise MissingCodeError(
+                f"item {item_id!r} is in the split but has no code in index.json: the index is older than the "
+                "split; rerun `lcrec quantize` (or `dvc repro`) so every item gets a code"
+            ) from None
+
+    def info(self, item_id: str) -> ItemInfo:
+        return self.items.get(item_id) or ItemInfo(item_id)
+
+    def recent(self, history: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+        """The last ``max_history`` items (all of them when max_history <= 0)."""
+        history = tuple(history)
+        return history[-self.max_history:] if self.max_history > 0 else history
+
+    def code_history(self, history: tuple[str, ...] | list[str]) -> str:
+        """Codes of the most recent items, oldest first, joined with ", " as LC-Rec does."""
+        return ", ".join(self.code(i) for i in self.recent(history))
+
+    def title_history(self, history: tuple[str, ...] | list[str]) -> str:
+        """Quoted titles of the most recent items (titles such as "Godfather, The (1972)" hold commas)."""
+        return ", ".join(f'"{self.info(i).title}"' for i in self.recent(history) if self.info(i).title)
+
+    def target_guard(self, target: str, shown: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+        """The strings a prompt about ``target`` must not contain: its code and title. When the target is
+        itself among the ``shown`` history items (a repeat consumption) they may appear, so nothing is guarded."""
+        if target in shown:
+            return ()
+        info = self.info(target)
+        return tuple(s for s in (self.code(target), info.title) if s)
+
+
+def contains_code(text: str, code: str) -> bool:
+    """True when ``code`` occurs in ``text`` as a whole code string (not as the prefix or the tail of a longer
+    code such as ``<a_1><b_2><c_3><d_4><e_0>``)."""
+    start = text.find(code)
+    while start >= 0:
+        end = start + len(code)
+        before = text[start - 1] if start > 0 else ""
+        after = text[end] if end < len(text) else ""
+        if before != ">" and after != "<":
+            return True
+        start = text.find(code, start + 1)
+    return False
+
+
+def leaks(prompt: str, forbidden: tuple[str, ...]) -> str | None:
+    """The first forbidden string found in ``prompt`` (codes matched whole, titles case-insensitively), else None."""
+    lowered = prompt.lower()
+    for s in forbidden:
+        if s.startswith("<") and s.endswith(">"):
+            if contains_code(prompt, s):
+                return s
+        elif s.lower() in lowered:
+            return s
+    return None

@@ -1,0 +1,56 @@
+"""The task-family registry: each family module registers its builder and typed config in one line,
+
+    register_task_family(name="seq", config_cls=SeqTasksConfig, build=build_seq_tasks, tasks=("seq",))
+
+and :func:`lcrec.tasks.tasks.build_tasks` builds every family named in ``tasks.families`` with the config
+section of the same name (``params.tasks.seq``...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from lcrec.tasks.context import TaskContext, TaskExample
+
+Builder = Callable[[Any, TaskContext], list[TaskExample]]
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    name: str
+    config_cls: type
+    build: Builder
+    tasks: tuple[str, ...]
+    needs: tuple[str, ...] = ()  # teacher texts the family reads: "preference", "intention"
+
+
+FAMILIES: dict[str, TaskFamily] = {}
+
+
+def register_task_family(name: str, config_cls: type, build: Builder, tasks: tuple[str, ...],
+                         needs: tuple[str, ...] = ()) -> TaskFamily:
+    """Register a family of tasks; ``tasks`` are the task names its examples carry (each has a template pool)."""
+    family = TaskFamily(name, config_cls, build, tuple(tasks), tuple(needs))
+    FAMILIES[name] = family
+    return family
+
+
+def load_families() -> dict[str, TaskFamily]:
+    """Import the bundled family modules (each registers itself) and return the registry."""
+    from lcrec.tasks import asy, ite, mut, neg, per, seq  # noqa: F401
+
+    return FAMILIES
+
+
+def get_family(name: str) -> TaskFamily:
+    families = load_families()
+    if name not in families:
+        raise KeyError(f"unknown task family {name!r} in tasks.families; known families: {', '.join(families)}")
+    return families[name]
+
+
+def family_of(task: str) -> str:
+    """``asy.index2title`` -> ``asy``; ``seq`` -> ``seq``."""
+    return task.split(".", 1)[0]

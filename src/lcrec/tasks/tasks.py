@@ -1,0 +1,257 @@
+"""The ``tasks`` step: split + item codes (+ ratings/reviews) -> instruction datasets.
+
+Writes into ``out_dir`` (``work/tasks``):
+- ``train.parquet`` (or ``.jsonl``): rows of every enabled family for every epoch (column ``epoch``);
+- ``valid.jsonl``: SEQ rows over ``valid.parquet`` (``tasks.valid_templates`` wordings per user);
+- ``test_seq.jsonl``: SEQ rows over ``test.parquet`` for every SEQ template (evaluation averages over them);
+- ``teacher_cache.json``: the teacher's texts (reused by the next run while their inputs are unchanged);
+- ``mix.json``: the task mix (examples built, kept after caps, rows, shares, drops) per split.
+
+Only training data feeds the training rows: intentions are about training targets, preferences come from
+training items; valid/test items enter only as items a negative must avoid.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from lcrec.config import Params, TasksConfig
+from lcrec.tasks.context import Intention, ItemInfo, TaskContext, TaskExample, TrainRow
+from lcrec.tasks.dataset import TaskMix, apply_caps, every_template_rows, sample_rows, write_jsonl, write_rows
+from lcrec.tasks.registry import FAMILIES, family_of, get_family
+from lcrec.tasks.seq import seq_example
+from lcrec.tasks.teachers import ItemView, TeacherCache, TeacherRequest, generate_texts, make_teacher
+
+log = logging.getLogger(__name__)
+
+TRAIN_FORMATS = ("parquet", "jsonl")
+
+
+# --------------------------------------------------------------------------------------------------- inputs
+def _read_parquet(path: Path, step: str):
+    import pandas as pd
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `lcrec {step}` first")
+    return pd.read_parquet(path)
+
+
+def _rows(df) -> list[TrainRow]:
+    return [TrainRow(str(u), tuple(str(i) for i in h), str(t))
+            for u, h, t in zip(df["user_id"], df["history"], df["target"], strict=True)]
+
+
+def load_index(index_path: Path) -> dict[str, str]:
+    """index.json (``{"item": ["<a_1>", "<b_2>", ...]}``) -> item id -> code string."""
+    index_path = Path(index_path)
+    if not index_path.exists():
+        raise FileNotFoundError(f"{index_path} does not exist: run `lcrec quantize` first (it writes index.json)")
+    raw = json.loads(index_path.read_text())
+    codes = {}
+    for item, tokens in raw.items():
+        if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
+            raise ValueError(f"{index_path}: item {item!r} maps to {tokens!r}; expected a list of code tokens "
+                             'such as ["<a_12>", "<b_201>", "<c_7>", "<d_88>"]')
+        codes[str(item)] = "".join(tokens)
+    return codes
+
+
+def load_items(split_dir: Path) -> dict[str, ItemInfo]:
+    import pandas as pd
+
+    df = _read_parquet(Path(split_dir) / "items.parquet", "split")
+    cols = {c: df[c] if c in df.columns else [""] * len(df) for c in ("title", "description", "categories", "brand")}
+    years = df["year"] if "year" in df.columns else [None] * len(df)
+    items = {}
+    for item, title, desc, cats, brand, year in zip(df["item_id"], cols["title"], cols["description"],
+                                                    cols["categories"], cols["brand"], years, strict=True):
+        y = None if pd.isna(year) or str(year).strip() == "" else int(float(year))
+        items[str(item)] = ItemInfo.from_row(str(item), str(title or ""), str(desc or ""), str(cats or ""),
+                                             str(brand or ""), y)
+    return items
+
+
+def load_feedback(data_dir: Path | None, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[float | None, str]]:
+    """(user, item) -> (rating, review) for the given pairs, from ``interactions.parquet`` (latest event wins)."""
+    if data_dir is None or not (Path(data_dir) / "interactions.parquet").exists():
+        return {}
+    import pandas as pd
+
+    df = pd.read_parquet(Path(data_dir) / "interactions.parquet")
+    if "timestamp" in df.columns:
+        df = df.sort_values("timestamp", kind="stable")
+    ratings = df["rating"] if "rating" in df.columns else [float("nan")] * len(df)
+    reviews = df["review"] if "review" in df.columns else [""] * len(df)
+    out = {}
+    for u, i, r, text in zip(df["user_id"].astype(str), df["item_id"].astype(str), ratings, reviews, strict=True):
+        if (u, i) in pairs:
+            out[(u, i)] = (None if pd.isna(r) else float(r), "" if pd.isna(text) else str(text))
+    return out
+
+
+def user_sequences(split_dir: Path, train: list[TrainRow], valid: list[TrainRow], test: list[TrainRow]
+                   ) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
+    """(training items per user, every item per user). Training items are the user's sequence without the
+    valid and test targets; without ``sequences.parquet`` they are rebuilt from the training prefixes."""
+    held = defaultdict(int)
+    for r in (*valid, *test):
+        held[r.user_id] += 1
+    known: dict[str, set[str]] = defaultdict(set)
+    for r in (*train, *valid, *test):
+        known[r.user_id].update(r.history)
+        known[r.user_id].add(r.target)
+    train_items: dict[str, list[str]] = {}
+    seq_path = Path(split_dir) / "sequences.parquet"
+    if seq_path.exists():
+        import pandas as pd
+
+        df = pd.read_parquet(seq_path)
+        for u, items in zip(df["user_id"].astype(str), df["items"], strict=True):
+            items = [str(i) for i in items]
+            known[u].update(items)
+            train_items[u] = items[: max(len(items) - held[u], 0)]
+    else:
+        for r in train:
+            if r.user_id not in train_items:
+                train_items[r.user_id] = list(r.history)
+            train_items[r.user_id].append(r.target)
+    return train_items, dict(known)
+
+
+# --------------------------------------------------------------------------------------------------- teacher texts
+def preference_requests(ctx: TaskContext, feedback: dict, min_items: int = 1) -> list[TeacherRequest]:
+    """One request per user, over the user's training items only."""
+    out = []
+    for user, items in ctx.train_items.items():
+        if len(items) < max(min_items, 1):
+            continue
+        views = tuple(ItemView.of(ctx.info(i), *feedback.get((user, i), (None, ""))) for i in items)
+        out.append(TeacherRequest("preference", user, views))
+    return out
+
+
+def intention_requests(ctx: TaskContext, feedback: dict, per_user: int = 1) -> list[tuple[TrainRow, TeacherRequest]]:
+    """Requests about each user's last ``per_user`` training targets (never a valid/test item), with the
+    history before them."""
+    by_user: dict[str, list[TrainRow]] = defaultdict(list)
+    for r in ctx.train:
+        by_user[r.user_id].append(r)
+    out = []
+    for user, rows in by_user.items():
+        for r in rows[-per_user:] if per_user > 0 else []:
+            shown = ctx.recent(r.history)
+            views = tuple(ItemView.of(ctx.info(i), *feedback.get((user, i), (None, ""))) for i in shown)
+            target = ItemView.of(ctx.info(r.target), *feedback.get((user, r.target), (None, "")))
+            out.append((r, TeacherRequest("intention", user, views, target)))
+    return out
+
+
+def fill_teacher_texts(cfg: TasksConfig, ctx: TaskContext, needs: set[str], data_dir: Path | None,
+                       cache_path: Path) -> dict[str, int]:
+    """Ask the teacher (or the cache) for the texts the enabled families need; store them in ``ctx``."""
+    if not needs:
+        return {"requests": 0, "cache_hits": 0, "generated": 0}
+    pairs = {(u, i) for u, items in ctx.train_items.items() for i in items}
+    feedback = load_feedback(data_dir, pairs)
+    pref = preference_requests(ctx, feedback, cfg.per.min_items) if "preference" in needs else []
+    inte = intention_requests(ctx, feedback, cfg.ite.per_user) if "intention" in needs else []
+    cache = TeacherCache.load(cache_path)
+    teacher = make_teacher(cfg.teacher)
+    try:
+        texts, stats = generate_texts(teacher, [*pref, *[req for _, req in inte]], cache, cache_path)
+    finally:
+        teacher.close()
+    for req, text in zip(pref, texts[: len(pref)], strict=True):
+        ctx.preferences[req.user_id] = text
+    for (row, req), text in zip(inte, texts[len(pref):], strict=True):
+        ctx.intentions.setdefault(req.user_id, []).append(Intention(req.user_id, row.history, row.target, text))
+    return stats
+
+
+# --------------------------------------------------------------------------------------------------- the step
+def _check(cfg: TasksConfig) -> None:
+    if cfg.train_format not in TRAIN_FORMATS:
+        raise ValueError(f"tasks.train_format is {cfg.train_format!r}; use one of {', '.join(TRAIN_FORMATS)}")
+    for name in cfg.families:
+        get_family(name)
+    known = set(FAMILIES) | {t for f in FAMILIES.values() for t in f.tasks}
+    bad = sorted(set(cfg.caps) - known)
+    if bad:
+        raise ValueError(f"tasks.caps names unknown task(s) {', '.join(bad)}; use a family ({', '.join(FAMILIES)}) "
+                         f"or a task name ({', '.join(sorted(known - set(FAMILIES)))})")
+
+
+def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Path,
+                data_dir: Path | None = None) -> dict[str, Any]:
+    """Build every enabled task family and write train/valid/test rows, the teacher cache and the mix."""
+    _check(cfg)
+    split_dir, out_dir = Path(split_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    codes = load_index(index_path)
+    items = load_items(split_dir)
+    train = _rows(_read_parquet(split_dir / "train.parquet", "split"))
+    valid = _rows(_read_parquet(split_dir / "valid.parquet", "split"))
+    test = _rows(_read_parquet(split_dir / "test.parquet", "split"))
+    train_items, known = user_sequences(split_dir, train, valid, test)
+    ctx = TaskContext(items=items, codes=codes, train=train, train_items=train_items, known_items=known,
+                      max_history=cfg.max_history, seed=cfg.seed)
+
+    families = [get_family(name) for name in dict.fromkeys(cfg.families)]
+    needs = {n for f in families for n in f.needs}
+    teacher_stats = fill_teacher_texts(cfg, ctx, needs, data_dir, out_dir / "teacher_cache.json")
+
+    mix = TaskMix()
+    examples: dict[str, list[TaskExample]] = {}
+    for family in families:
+        for task in family.tasks:
+            examples.setdefault(task, [])
+        for ex in family.build(getattr(cfg, family.name), ctx):
+            if family_of(ex.task) != family.name:
+                raise ValueError(f"family {family.name} built an example of task {ex.task}")
+            examples.setdefault(ex.task, []).append(ex)
+    for task, exs in examples.items():
+        mix.built[task] += len(exs)
+    kept = apply_caps(examples, cfg.caps, cfg.seed, mix)
+
+    train_path = out_dir / f"train.{cfg.train_format}"
+    n_train = write_rows(sample_rows(kept, cfg.epochs, cfg.templates_per_example, cfg.seed, mix), train_path)
+
+    valid_mix, test_mix = TaskMix(), TaskMix()
+    valid_ex = {"seq": [seq_example(ctx, r.user_id, r.history, r.target) for r in valid if r.history]}
+    valid_mix.built["seq"] = valid_mix.kept["seq"] = len(valid_ex["seq"])
+    n_valid = write_jsonl(sample_rows(valid_ex, 1, cfg.valid_templates, cfg.seed + 1, valid_mix),
+                          out_dir / "valid.jsonl")
+    test_ex = [seq_example(ctx, r.user_id, r.history, r.target) for r in test if r.history]
+    test_mix.built["seq"] = test_mix.kept["seq"] = len(test_ex)
+    n_test = write_jsonl(every_template_rows(test_ex, test_mix), out_dir / "test_seq.jsonl")
+
+    summary = {
+        "families": [f.name for f in families], "epochs": cfg.epochs, "seed": cfg.seed,
+        "teacher": cfg.teacher.name, "teacher_texts": teacher_stats,
+        "train": mix.to_dict(), "valid": valid_mix.to_dict(), "test_seq": test_mix.to_dict(),
+    }
+    (out_dir / "mix.json").write_text(json.dumps(summary, indent=2))
+    log.info("tasks: %d train rows (%d epochs), %d valid rows, %d test rows -> %s", n_train, cfg.epochs, n_valid,
+             n_test, out_dir)
+    return {
+        "train_rows": n_train, "valid_rows": n_valid, "test_rows": n_test,
+        "teacher_generated": teacher_stats["generated"], "teacher_cache_hits": teacher_stats["cache_hits"],
+        "train_file": str(train_path), **mix.metrics("train."),
+    }
+
+
+def run_tasks(params: Params) -> dict[str, Any]:
+    """``lcrec tasks``: read work/split, work/index/index.json and work/data; write work/tasks; log to MLflow."""
+    from lcrec.tracking import log_step
+
+    out_dir = params.paths.step("tasks")
+    data_dir = params.paths.step("data")
+    stats = build_tasks(params.tasks, params.paths.step("split"), params.paths.step("index") / "index.json", out_dir,
+                        data_dir if data_dir.exists() else None)
+    log_step("tasks", params.tracking, params.paths, params=params.tasks, metrics=stats,
+             artifacts=[out_dir / "mix.json", out_dir / "teacher_cache.json"])
+    return stats

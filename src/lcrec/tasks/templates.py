@@ -1,0 +1,229 @@
+"""Instruction template pools, one pool per task, and the Alpaca-style prompt frame.
+
+Every wording here is our own. A template is an (instruction, response) pair of ``str.format`` strings over
+named fields; the builders fill the fields and :mod:`lcrec.tasks.dataset` picks one template per example per
+epoch. A template is only eligible for an example when every field it names is non-empty (an item without a
+description never gets a description template).
+
+Fields: ``history`` (item codes or quoted titles joined with ", ", oldest first), ``item`` (an item's code
+string), ``title``, ``description``, ``query`` (a user's intention), ``preference`` (a user's taste summary).
+
+The full training text is ``render_prompt(instruction) + response``: the prompt ends with ``### Response:`` and
+the response follows without a separator, as in LC-Rec's data, so a model tuned on either reads the other.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from functools import cached_property
+
+PROMPT_HEADER = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request."
+)
+
+
+def render_prompt(instruction: str) -> str:
+    """The Alpaca-style prompt around one instruction, ending with ``### Response:``."""
+    return f"{PROMPT_HEADER}\n\n### Instruction:\n{instruction}\n\n### Response:"
+
+
+@dataclass(frozen=True)
+class Template:
+    """One wording of a task: ``instruction`` and ``response`` are format strings over named fields."""
+
+    id: str
+    instruction: str
+    response: str
+
+    @cached_property
+    def fields(self) -> frozenset[str]:
+        names = set()
+        for text in (self.instruction, self.response):
+            names |= {name for _, name, _, _ in string.Formatter().parse(text) if name}
+        return frozenset(names)
+
+    def fits(self, values: dict[str, str]) -> bool:
+        """True when every field this template names has a non-empty value."""
+        return all(values.get(name) for name in self.fields)
+
+    def fill(self, values: dict[str, str]) -> tuple[str, str]:
+        """(instruction, response) with the fields filled in."""
+        missing = sorted(name for name in self.fields if not values.get(name))
+        if missing:
+            raise KeyError(f"template {self.id} needs field(s) {', '.join(missing)} that the example lacks")
+        return self.instruction.format(**values), self.response.format(**values)
+
+
+def _pool(task: str, pairs: list[tuple[str, str]]) -> tuple[Template, ...]:
+    return tuple(Template(f"{task}/{i}", ins, res) for i, (ins, res) in enumerate(pairs))
+
+
+# --------------------------------------------------------------------------------------------------- SEQ
+SEQ = _pool("seq", [
+    ("Here is what a user interacted with, oldest first: {history}. Predict the item they will choose next.",
+     "{item}"),
+    ("A user's history of items, in the order they were consumed: {history}. Which item comes next?", "{item}"),
+    ("Given the interaction sequence {history}, recommend the single item this user is most likely to pick "
+     "up next.", "{item}"),
+    ("The following items were chosen by one user over time: {history}. Name the next item in the sequence.",
+     "{item}"),
+    ("Look at this user's past choices ({history}) and tell me which item they will want after them.", "{item}"),
+    ("You are a recommender system. The user's chronological history is {history}. Output the index of the "
+     "next item.", "{item}"),
+    ("Items already seen by the user, from first to most recent: {history}. What should we recommend next?",
+     "{item}"),
+    ("Continue this user's sequence of items with the one they are going to choose next: {history}", "{item}"),
+    ("Based on the order in which the user engaged with {history}, predict their upcoming interaction.",
+     "{item}"),
+    ("This person went through the items {history}, in that order. Suggest the item that should follow.",
+     "{item}"),
+    ("History: {history}\nWhich item will this user interact with next? Answer with its index.", "{item}"),
+    ("Considering everything this user has picked so far, namely {history}, which item is the best next "
+     "recommendation?", "{item}"),
+])
+
+# --------------------------------------------------------------------------------------------------- MUT
+ITEM2INDEX = _pool("mut.item2index", [
+    ('Which item index belongs to the item titled "{title}"?', "{item}"),
+    ('Give the index of this item: "{title}".', "{item}"),
+    ('An item is called "{title}". Write down its index.', "{item}"),
+    ('Map the title "{title}" to the matching item index.', "{item}"),
+    ("Here is an item's description: {description} What is the index of that item?", "{item}"),
+    ("Find the item that fits this description and output its index: {description}", "{item}"),
+    ("Description of an item: {description}\nReturn the index that identifies it.", "{item}"),
+    ("Which index stands for the item described as follows? {description}", "{item}"),
+    ('The item "{title}" is described like this: {description} Tell me its index.', "{item}"),
+    ('Title: "{title}". Details: {description} Which item index is this?', "{item}"),
+    ('Using both the title "{title}" and the description "{description}", identify the item by its index.',
+     "{item}"),
+    ('Convert this item into its index. Name: "{title}". About it: {description}', "{item}"),
+])
+
+INDEX2ITEM = _pool("mut.index2item", [
+    ("What is the title of the item {item}, and how would you describe it?", '"{title}". {description}'),
+    ("Tell me the name and a short description of item {item}.", '"{title}". {description}'),
+    ("The index {item} refers to an item. Give its title followed by its description.",
+     '"{title}". {description}'),
+    ("Describe the item with index {item}: start with its title, then its details.",
+     '"{title}". {description}'),
+    ("Decode the item index {item} into the item's title and description.", '"{title}". {description}'),
+    ("Which item is {item}? Answer with its title and a description.", '"{title}". {description}'),
+    ("Write the title and the description of the item whose index is {item}.", '"{title}". {description}'),
+    ("What is the title of the item {item}?", '"{title}"'),
+    ("Name the item that has the index {item}.", '"{title}"'),
+    ("Item {item} has a title. What is it?", '"{title}"'),
+])
+
+# --------------------------------------------------------------------------------------------------- ASY
+INDEX2TITLE = _pool("asy.index2title", [
+    ("A user interacted with these items, oldest first: {history}. What is the title of the item they will "
+     "choose next?", '"{title}"'),
+    ("Given the sequence {history}, predict the next item and answer with its title.", '"{title}"'),
+    ("Here is a user's history as item indices: {history}. Name the title of their next item.", '"{title}"'),
+    ("From the chronological history {history}, write the title of the item this user will want next.",
+     '"{title}"'),
+    ("The user went through {history}. Which title will they pick after that?", '"{title}"'),
+    ("Predict the upcoming item for a user whose past items are {history}; reply with the item's title only.",
+     '"{title}"'),
+    ("History (indices): {history}\nGive the title of the next recommended item.", '"{title}"'),
+    ("Knowing the user engaged with {history} in that order, what title should come next?", '"{title}"'),
+])
+
+INDEX2DESC = _pool("asy.index2desc", [
+    ("A user interacted with these items, oldest first: {history}. Describe the item they will choose next.",
+     "{description}"),
+    ("Given the sequence {history}, what does the user's next item look like? Give its description.",
+     "{description}"),
+    ("Here is a user's history as item indices: {history}. Write the features of the item they will pick "
+     "next.", "{description}"),
+    ("From the history {history}, predict the next item and answer with its description instead of its "
+     "index.", "{description}"),
+    ("History (indices): {history}\nDescribe the next item this user is going to want.", "{description}"),
+    ("The user went through {history}. What are the characteristics of the item that follows?",
+     "{description}"),
+])
+
+TITLE2INDEX = _pool("asy.title2index", [
+    ("A user watched or bought these titles, oldest first: {history}. Give the index of the item they will "
+     "choose next.", "{item}"),
+    ("Here are the titles a user interacted with, in order: {history}. Which item index comes next?", "{item}"),
+    ("Given the title history {history}, recommend the next item and answer with its index.", "{item}"),
+    ("The user's past items by name: {history}. Predict the next one as an item index.", "{item}"),
+    ("Titles in the user's history: {history}\nOutput the index of the item they will want next.", "{item}"),
+    ("Knowing this person chose {history}, in that order, what index should we recommend next?", "{item}"),
+    ("From the titles {history}, work out the user's taste and return the index of their next item.",
+     "{item}"),
+    ("After {history}, which item is this user most likely to choose? Reply with its index.", "{item}"),
+])
+
+# --------------------------------------------------------------------------------------------------- ITE
+QUERY2INDEX = _pool("ite.query2index", [
+    ('A user says: "{query}" Which item index best answers this request?', "{item}"),
+    ("Find the item that matches what the user is asking for and give its index. Request: {query}", "{item}"),
+    ('Search request: "{query}"\nReturn the index of the most suitable item.', "{item}"),
+    ("Someone is looking for the following: {query} Recommend one item by its index.", "{item}"),
+    ('Here is what a user wants right now: "{query}" Output the index of the item you would suggest.',
+     "{item}"),
+    ("Act as a search engine over the catalogue. Query: {query} Answer with the index of the best item.",
+     "{item}"),
+    ('Which item should we show a user who asks "{query}"? Give its index.', "{item}"),
+    ("The user describes their need like this: {query} Pick the matching item and write its index.", "{item}"),
+])
+
+HISTORY_QUERY2INDEX = _pool("ite.history_query2index", [
+    ('A user with the history {history} now says: "{query}" Which item index should we recommend?', "{item}"),
+    ("Past items of the user: {history}. Their current request: {query} Recommend an item by its index.",
+     "{item}"),
+    ('History: {history}\nRequest: "{query}"\nReturn the index of the item that fits both.', "{item}"),
+    ("Taking into account that the user chose {history}, find an item for this request and give its index: "
+     "{query}", "{item}"),
+    ('The user has interacted with {history}. They are now searching for "{query}". Which item matches?',
+     "{item}"),
+    ("Personalised search: the user's history is {history} and the query is: {query} Output one item index.",
+     "{item}"),
+    ("Given what this user liked before ({history}) and what they want now ({query}), which item index is "
+     "the best answer?", "{item}"),
+    ('Someone whose past items are {history} asks: "{query}" Recommend the most suitable item index.',
+     "{item}"),
+])
+
+# --------------------------------------------------------------------------------------------------- PER
+PREFERENCE = _pool("per.preference", [
+    ("A user interacted with these items, oldest first: {history}. Describe this user's preferences.",
+     "{preference}"),
+    ("From the history {history}, summarise what kind of items this user enjoys.", "{preference}"),
+    ("Here is a user's item history: {history}. What are their tastes?", "{preference}"),
+    ("Based on the sequence {history}, write a short profile of the user's preferences.", "{preference}"),
+    ("History: {history}\nExplain what this user tends to like and dislike.", "{preference}"),
+    ("Looking at the items {history}, infer the user's interests in a few sentences.", "{preference}"),
+    ("Analyse this user's past choices ({history}) and state their preferences.", "{preference}"),
+    ("The user went through {history}. What does that tell us about what they like?", "{preference}"),
+])
+
+# --------------------------------------------------------------------------------------------------- NEG
+DISLIKE = _pool("neg.dislike", [
+    ("A user interacted with these items, oldest first: {history}. Name an item this user would probably "
+     "not enjoy.", "{item}"),
+    ("Given the history {history}, which item is the user unlikely to want? Answer with its index.", "{item}"),
+    ("Here is what a user chose before: {history}. Suggest an item they would dislike.", "{item}"),
+    ("History: {history}\nWhich item should we avoid recommending to this user? Give its index.", "{item}"),
+    ("Based on the sequence {history}, pick an item that does not fit this user's taste.", "{item}"),
+    ("What will the user with the history {history} dislike? Output one item index.", "{item}"),
+    ("Considering this person's past items ({history}), name an item they would skip.", "{item}"),
+    ("The user went through {history}. Which item would be a poor recommendation for them?", "{item}"),
+])
+
+POOLS: dict[str, tuple[Template, ...]] = {
+    pool[0].id.split("/")[0]: pool
+    for pool in (SEQ, ITEM2INDEX, INDEX2ITEM, INDEX2TITLE, INDEX2DESC, TITLE2INDEX, QUERY2INDEX,
+                 HISTORY_QUERY2INDEX, PREFERENCE, DISLIKE)
+}
+
+
+def pool(task: str) -> tuple[Template, ...]:
+    """The template pool of one task, e.g. ``pool("seq")``."""
+    try:
+        return POOLS[task]
+    except KeyError:
+        raise KeyError(f"no template pool for task {task!r}; known tasks: {', '.join(POOLS)}") from None
