@@ -7,6 +7,7 @@ valid/test items). ``sampler=dissimilar`` prefers items sharing no category with
 
 from __future__ import annotations
 
+import math
 import random
 
 from lcrec.config import NegTasksConfig
@@ -43,7 +44,7 @@ def build_neg_tasks(cfg: NegTasksConfig, ctx: TaskContext) -> list[TaskExample]:
     if cfg.ratio < 0:
         raise ValueError(f"tasks.neg.ratio is {cfg.ratio}; it must be >= 0 (0.25 = one NEG example per 4 prefixes)")
     rows = [r for r in ctx.train if r.history]
-    n = round(cfg.ratio * len(rows))
+    n = math.floor(cfg.ratio * len(rows) + 0.5)  # half rounds up (1:4 of 6 prefixes -> 2)
     if n == 0 or not rows:
         return []
     rng = random.Random(f"{ctx.seed}:neg")

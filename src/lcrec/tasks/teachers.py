@@ -355,11 +355,7 @@ class SmolLM2Teacher:
             except ImportError as err:
                 raise TeacherError(f"smollm2 teacher: lcrec.model.backbones.load_smollm2 is not available ({err}); "
                                    "use tasks.teacher.name=rule") from err
-            loaded = load_smollm2()
-            if isinstance(loaded, tuple):
-                self._model, self._tokenizer = loaded[0], loaded[1]
-            else:  # an object holding both
-                self._model, self._tokenizer = loaded.model, loaded.tokenizer
+            self._model, self._tokenizer = load_smollm2()
             self._model.eval()
         return self._model, self._tokenizer
 

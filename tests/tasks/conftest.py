@@ -1,0 +1,32 @@
+"""Fixtures for the task tests (the hand-made MovieLens data lives in movielens_fixture.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # test modules import the fixture helpers from movielens_fixture
+
+from movielens_fixture import write_fixture  # noqa: E402
+
+
+@pytest.fixture
+def fixture_dirs(tmp_path: Path) -> dict[str, Path]:
+    return write_fixture(tmp_path)
+
+
+@pytest.fixture
+def ctx(fixture_dirs):
+    """A TaskContext over the fixture, as build_tasks makes it (no teacher texts)."""
+    from lcrec.tasks.context import TaskContext
+    from lcrec.tasks.tasks import _read_parquet, _rows, load_index, load_items, user_sequences
+
+    split = fixture_dirs["split"]
+    train = _rows(_read_parquet(split / "train.parquet", "split"))
+    valid = _rows(_read_parquet(split / "valid.parquet", "split"))
+    test = _rows(_read_parquet(split / "test.parquet", "split"))
+    train_items, known = user_sequences(split, train, valid, test)
+    return TaskContext(items=load_items(split), codes=load_index(fixture_dirs["index"]), train=train,
+                       train_items=train_items, known_items=known, max_history=20, seed=7)
