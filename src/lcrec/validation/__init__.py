@@ -1,0 +1,1 @@
+"""Data validation: Great Expectations suites over the ingested tables (``lcrec validate``)."""
