@@ -229,6 +229,45 @@ class IndexAddConfig:
     items: str = knob("", "New items to index (parquet, jsonl or csv with item_id and the encoder's text fields).")
 
 
+@dataclass
+class TrainConfig:
+    backbone: str = knob("smollm2", "Backbone from the registry (lcrec.model.registry): smollm2 (the bundled SmolLM2-135M), "
+                         "hf:<folder> (any local HF causal LM), tiny-llama (random, for tests), smollm2-shape (random, benchmarks).")
+    mode: str = knob("lora", "lora (PEFT LoRA + trainable code-token rows) | full (every weight trains).")
+    lora_r: int = knob(8, "LoRA rank.")
+    lora_alpha: int = knob(32, "LoRA alpha (scale = alpha / r).")
+    lora_dropout: float = knob(0.05, "Dropout on the LoRA input.")
+    lora_targets: list[str] = knob(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "Modules that get LoRA adapters."
+    )
+    train_code_tokens: bool = knob(True, "LoRA mode: the code-token rows of the (tied) embeddings train too "
+                                   "(peft trainable_token_indices; the other rows stay frozen).")
+    code_token_noise: float = knob(0.0, "New code-token rows start at the mean embedding + this x per-dim std x N(0,1).")
+    lr: float = knob(5e-4, "Peak learning rate (AdamW); full fine-tuning usually wants ~5e-5.")
+    weight_decay: float = knob(0.01, "AdamW weight decay.")
+    warmup_ratio: float = knob(0.03, "Share of the steps with linear warm-up before the cosine decay.")
+    epochs: float = knob(1.0, "Passes over train rows when max_steps is 0 (the tasks step already writes tasks.epochs "
+                         "template-sampled copies, so 1 pass = tasks.epochs epochs of examples).")
+    max_steps: int = knob(40, "Optimizer steps; > 0 overrides epochs (the default is a minutes-long CPU demo; set 0 for real runs).")
+    batch_size: int = knob(8, "Examples per device per micro-batch.")
+    grad_accum: int = knob(2, "Micro-batches per optimizer step.")
+    max_len: int = knob(512, "Longest example in tokens; longer prompts lose their oldest tokens, never the response.")
+    packing: bool = knob(True, "Pack a micro-batch's examples into one row (no padding; examples never attend to each other).")
+    logging_steps: int = knob(5, "Log loss (overall and per task family) every this many steps.")
+    save_steps: int = knob(20, "Write a resumable checkpoint every this many steps.")
+    save_total_limit: int = knob(2, "Keep at most this many checkpoints.")
+    eval_steps: int = knob(0, "Evaluate the loss on valid rows every this many steps (0 = only at the end).")
+    eval_rows: int = knob(256, "Validation rows used for the eval loss (0 = all).")
+    seed: int = knob(2024, "Seed of weights init noise, data order and dropout.")
+    bf16: str = knob("auto", "bf16 autocast: auto (on when the GPU supports it) | true | false.")
+    deepspeed: str = knob("", "DeepSpeed JSON config (e.g. configs/deepspeed/ds_zero2.json); empty = no DeepSpeed.")
+    gradient_checkpointing: bool = knob(False, "Recompute activations in backward (less memory, ~30% slower).")
+    compile: bool = knob(False, "torch.compile the model (GPU runs).")
+    optim: str = knob("auto", "Optimizer: auto (fused AdamW on CUDA, else adamw_torch) or any HF optim name.")
+    attn_implementation: str = knob("sdpa", "Attention kernel: sdpa | eager | flash_attention_2 (if installed).")
+    dataloader_workers: int = knob(0, "Data-loader worker processes (tokenisation happens in them).")
+
+
 # --------------------------------------------------------------------------------------------------- root
 @dataclass
 class Params:
@@ -243,6 +282,7 @@ class Params:
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     index_add: IndexAddConfig = field(default_factory=IndexAddConfig)
     tasks: TasksConfig = field(default_factory=TasksConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""Teach a tokenizer and its model the item-code tokens (``<a_0>`` ... ``<d_255>``).
+
+The tokens come from ``index.json``, sorted by level letter then by code number (``<a_0>, <a_1>, ..., <a_10>``,
+not Python's string order ``<a_0>, <a_1>, <a_10>``), and are added as ordinary added tokens, so the tokenizer
+never splits them. The embedding matrix grows to fit (or not at all when the model's vocabulary is already
+padded beyond the tokenizer, as with Qwen); each new row starts at the **mean of the existing rows** plus
+optional Gaussian noise of ``noise_std`` times the rows' per-dimension standard deviation. The mean keeps the
+new tokens' logits at the average logit level, so the first steps neither over- nor under-predict them; the
+noise (off by default) breaks the symmetry between the new rows. Input and output embeddings are initialised
+separately when they are not tied; SmolLM2 ties them, so one write covers both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+CODE_TOKEN = re.compile(r"<([a-z])_(\d+)>")
+
+
+def _order(token: str) -> tuple[str, int]:
+    m = CODE_TOKEN.fullmatch(token)
+    if m is None:
+        raise ValueError(f"{token!r} is not an item-code token like <a_12>")
+    return m.group(1), int(m.group(2))
+
+
+def sort_code_tokens(tokens: Iterable[str]) -> list[str]:
+    """Unique code tokens ordered by level letter, then code number."""
+    return sorted(set(tokens), key=_order)
+
+
+def code_tokens_from_index(index: Mapping[str, Any] | str | Path) -> list[str]:
+    """Every code token used in an index (``{item_id: ["<a_1>", "<b_2>", ...]}`` or a path to index.json)."""
+    if not isinstance(index, Mapping):
+        path = Path(index)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no index file; run `lcrec quantize` (or `dvc repro quantize`) first")
+        index = json.loads(path.read_text())
+    tokens: set[str] = set()
+    for item, codes in index.items():
+        if isinstance(codes, str):  # "<a_1><b_2>..." as one string
+            codes = [f"<{a}_{b}>" for a, b in CODE_TOKEN.findall(codes)]
+        if not codes:
+            raise ValueError(f"index entry for item {item!r} has no codes; expected a list like ['<a_1>', '<b_2>']")
+        for c in codes:
+            _order(c)
+            tokens.add(c)
+    return sort_code_tokens(tokens)
+
+
+def _init_rows(weight, new_ids: list[int], n_old: int, noise_std: float, generator) -> None:
+    import torch
+
+    with torch.no_grad():
+        old = weight[:n_old].float()
+        mean = old.mean(dim=0)
+        rows = mean.expand(len(new_ids), -1).clone()
+        if noise_std > 0:
+            std = old.std(dim=0)
+            rows += torch.randn(rows.shape, generator=generator) * std * noise_std
+        weight[torch.as_tensor(new_ids, dtype=torch.long)] = rows.to(weight.dtype)
+
+
+def add_code_tokens(model, tokenizer, tokens: Iterable[str], noise_std: float = 0.0, seed: int = 0) -> list[int]:
+    """Add ``tokens`` (those the tokenizer lacks) and initialise their embedding rows; return the ids of *all*
+    ``tokens`` in the given order (new or already present)."""
+    import torch
+
+    tokens = list(tokens)
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in tokens if t not in vocab]
+    if missing:
+        n_old_tok = len(tokenizer)
+        tokenizer.add_tokens(missing)
+        new_ids = tokenizer.convert_tokens_to_ids(missing)
+        emb_in = model.get_input_embeddings()
+        n_rows = emb_in.weight.shape[0]
+        n_old = min(n_old_tok, n_rows)  # rows of real tokens; padded rows beyond the tokenizer are not averaged
+        if len(tokenizer) > n_rows:
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        gen = torch.Generator().manual_seed(seed)
+        _init_rows(model.get_input_embeddings().weight, new_ids, n_old, noise_std, gen)
+        out = model.get_output_embeddings()
+        if out is not None and out.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr():
+            _init_rows(out.weight, new_ids, n_old, noise_std, gen)
+            if getattr(out, "bias", None) is not None:
+                with torch.no_grad():
+                    out.bias[new_ids] = out.bias[:n_old].mean()
+    return tokenizer.convert_tokens_to_ids(tokens)

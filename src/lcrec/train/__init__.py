@@ -1,0 +1,1 @@
+"""Alignment tuning: collators, the Trainer set-up and the `lcrec train` step."""

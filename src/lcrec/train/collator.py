@@ -1,0 +1,135 @@
+"""Training examples as token ids: the prompt, the response and EOS; labels only on the response.
+
+The prompt (``instruction``, which already ends with ``### Response:``) and the response are tokenised
+**separately** and concatenated, so the label mask covers exactly the response tokens + EOS and the prompt is
+tokenised the way it will be at inference (where the model sees the prompt alone). A too-long example loses
+prompt tokens from the left (the oldest history) and never its response; the count is reported.
+
+Two collators:
+
+- :class:`PaddedCollator`: right padding to the longest row (a multiple of 8); labels -100 on the prompt and
+  the padding.
+- :class:`PackedCollator`: the batch's examples concatenated into one row with ``position_ids`` restarting at
+  0 per example and no attention mask. transformers reads the restarts as sequence boundaries and builds a
+  block-diagonal causal mask (eager/sdpa) or varlen kernels (flash attention), so examples never attend to
+  each other and no compute goes to padding.
+
+Both add ``task_ids``: per token, the index of the example's task family (``-1`` where the label is -100), for
+per-family losses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+IGNORE = -100
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Task rows from a ``.jsonl`` or ``.parquet`` file (columns ``task``, ``instruction``, ``response``)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no task file; run `lcrec tasks` (or `dvc repro tasks`) first")
+    if path.suffix == ".parquet":
+        import pandas as pd
+
+        rows = pd.read_parquet(path).to_dict("records")
+    else:
+        with path.open() as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+    for i, row in enumerate(rows[:1000]):
+        missing = {"task", "instruction", "response"} - set(row)
+        if missing:
+            raise ValueError(f"{path}: row {i} lacks {', '.join(sorted(missing))}; rebuild it with `lcrec tasks`")
+    return rows
+
+
+def find_task_file(tasks_dir: Path, stem: str) -> Path | None:
+    """``<stem>.parquet`` or ``<stem>.jsonl`` in the tasks folder (parquet first), else None."""
+    for suffix in (".parquet", ".jsonl"):
+        p = Path(tasks_dir) / f"{stem}{suffix}"
+        if p.exists():
+            return p
+    return None
+
+
+def encode_example(tokenizer, instruction: str, response: str, max_len: int) -> tuple[list[int], list[int], bool]:
+    """(input_ids, labels, truncated): prompt ids (labels -100) + response ids + EOS (labels = ids)."""
+    prompt = tokenizer(instruction, add_special_tokens=True)["input_ids"]
+    answer = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    truncated = False
+    if len(prompt) + len(answer) > max_len:
+        truncated = True
+        answer = answer[: max(max_len - 1, 1)]
+        prompt = prompt[len(prompt) - (max_len - len(answer)):] if max_len > len(answer) else prompt[-1:]
+    return prompt + answer, [IGNORE] * len(prompt) + answer, truncated
+
+
+class InstructionDataset:
+    """Rows -> token ids on access (a torch map-style dataset); ``families`` fixes the task-family index."""
+
+    def __init__(self, rows: list[dict[str, Any]], tokenizer, max_len: int, families: list[str]):
+        from lcrec.tasks.registry import family_of
+
+        self.rows, self.tokenizer, self.max_len = rows, tokenizer, max_len
+        self.family_index = {f: i for i, f in enumerate(families)}
+        self._family_of = family_of
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        row = self.rows[i]
+        ids, labels, _ = encode_example(self.tokenizer, row["instruction"], row["response"], self.max_len)
+        return {"input_ids": ids, "labels": labels, "task": self.family_index.get(self._family_of(row["task"]), -1)}
+
+
+def _task_ids(labels: list[int], task: int) -> list[int]:
+    return [task if y != IGNORE else -1 for y in labels]
+
+
+@dataclass
+class PaddedCollator:
+    pad_id: int
+    pad_to_multiple_of: int = 8
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        longest = max(len(e["input_ids"]) for e in examples)
+        m = self.pad_to_multiple_of
+        width = -(-longest // m) * m if m > 1 else longest
+        ids, mask, labels, tasks = [], [], [], []
+        for e in examples:
+            pad = width - len(e["input_ids"])
+            ids.append(e["input_ids"] + [self.pad_id] * pad)
+            mask.append([1] * len(e["input_ids"]) + [0] * pad)
+            labels.append(e["labels"] + [IGNORE] * pad)
+            tasks.append(_task_ids(e["labels"], e["task"]) + [-1] * pad)
+        return {
+            "input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask),
+            "labels": torch.tensor(labels), "task_ids": torch.tensor(tasks),
+        }
+
+
+@dataclass
+class PackedCollator:
+    """All examples of a batch in one row, positions restarting per example (no padding, no cross-attention)."""
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        ids, pos, labels, tasks = [], [], [], []
+        for e in examples:
+            n = len(e["input_ids"])
+            ids += e["input_ids"]
+            pos += range(n)
+            labels += e["labels"]
+            tasks += _task_ids(e["labels"], e["task"])
+        return {
+            "input_ids": torch.tensor([ids]), "position_ids": torch.tensor([pos]),
+            "labels": torch.tensor([labels]), "task_ids": torch.tensor([tasks]),
+        }
