@@ -80,6 +80,20 @@ def _tasks(params: Params, args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the latest checkpoint in work/train/checkpoints (same data order, optimizer, RNG)")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
+
+
+@command("train", "Alignment-tune the backbone on the tasks (LoRA or full; DeepSpeed optional; resumable).",
+         _add_train_args)
+def _train(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.train.train import run_train
+
+    _print_json(run_train(params, resume=args.resume))
+
+
 # --------------------------------------------------------------------------------------------------- utilities
 def _add_params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defaults", action="store_true", help="print a params.yaml holding every default")
