@@ -161,10 +161,11 @@ def test_corruption_is_caught_and_explained(tmp_path, case):
     assert any(r["expectation"] == expectation and where.startswith(r["table"]) for r in failed)
 
 
-def test_timestamp_stored_as_text_is_a_type_error(tmp_path):
+@pytest.mark.parametrize("text_dtype", [object, "string"])  # checked value by value / as a column dtype
+def test_timestamp_stored_as_text_is_a_type_error(tmp_path, text_dtype):
     data = write(tmp_path / "data", clean_tables())
     frame = pd.read_parquet(data / INTERACTIONS)
-    frame["timestamp"] = frame["timestamp"].astype(str).astype(object)
+    frame["timestamp"] = frame["timestamp"].astype(str).astype(text_dtype)
     frame.to_parquet(data / INTERACTIONS, index=False)
     with pytest.raises(DataValidationError) as info:
         validate_tables(ValidateConfig(), data, tmp_path / "validation")
