@@ -29,6 +29,7 @@ Positions: prompt tokens get ``cumsum(attention_mask) - 1``; generated token ``t
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -83,18 +84,21 @@ def _check_settings(beam_width: int, top_k: int, kv_mode: str) -> None:
 
 
 def _expand(
-    tt: TrieTensors, d: int, scores: torch.Tensor, nodes: torch.Tensor, logp: torch.Tensor, keep: int
+    tt: TrieTensors, d: int, scores: torch.Tensor, nodes: torch.Tensor, logits: torch.Tensor, keep: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One trie-masked beam step.
 
-    scores, nodes: [N, b] (dead beams: score -inf); logp: [N, b, V] float32 log-probs.
+    scores, nodes: [N, b] (dead beams: score -inf); logits: [N, b, V] (any float dtype).
     Returns (new_scores [N, k], parent [N, k] index into the b beams, new_nodes [N, k], tokens [N, k]).
+    Log-probs are full-vocabulary log-softmax in float32, read only at the depth's code tokens (no [N, b, V]
+    log-prob tensor is kept).
     """
     import torch
 
     tokens_d = tt.level_tokens[d]  # [C]
     n_cols = tokens_d.shape[0]
-    lp = logp.index_select(-1, tokens_d)  # [N, b, C]
+    norm = torch.logsumexp(logits.float(), dim=-1, keepdim=True)  # [N, b, 1]
+    lp = logits.index_select(-1, tokens_d).float() - norm  # [N, b, C]
     child = tt.children[d][nodes.clamp(min=0)]  # [N, b, C]: one gather = the mask of every beam
     cand = (scores.unsqueeze(-1) + lp).masked_fill(child < 0, -math.inf)
     n, b = scores.shape
@@ -108,11 +112,8 @@ def _expand(
     return top, parent, new_nodes, tokens_d[col]
 
 
-def _forward_logp(model: Any, **kwargs: Any) -> torch.Tensor:
-    import torch
-
-    out = model(**kwargs, use_cache=True, return_dict=True)
-    return torch.log_softmax(out.logits.float(), dim=-1)
+def _forward_logits(model: Any, **kwargs: Any) -> torch.Tensor:
+    return model(**kwargs, use_cache=True, return_dict=True).logits
 
 
 def decode_batch(
@@ -152,7 +153,7 @@ def decode_batch(
     lengths = attention_mask.sum(-1)  # [N] real prompt tokens
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
-    logp = _forward_logp(
+    logits = _forward_logits(
         model,
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -163,7 +164,7 @@ def decode_batch(
     scores = torch.zeros(n, 1, device=dev)
     nodes = torch.zeros(n, 1, dtype=torch.long, device=dev)
     keep = beam_width if depth > 1 else top_k
-    scores, _, nodes, tokens = _expand(tt, 0, scores, nodes, logp, keep)
+    scores, _, nodes, tokens = _expand(tt, 0, scores, nodes, logits, keep)
     # shared mode: per earlier block of generated tokens, (slot of each beam's ancestor in it, block width)
     ancestors: list[tuple[torch.Tensor, int]] = []
     mask2d = attention_mask
@@ -177,7 +178,7 @@ def decode_batch(
             visible.append(torch.eye(b, dtype=torch.bool, device=dev).expand(n, b, b))
             vis = torch.cat(visible, dim=-1).unsqueeze(1)  # [N, 1, b, kv]
             mask4d = torch.zeros(vis.shape, dtype=dtype, device=dev).masked_fill(~vis, min_value)
-            logp = _forward_logp(
+            logits = _forward_logits(
                 model,
                 input_ids=tokens,
                 attention_mask=mask4d,
@@ -189,7 +190,7 @@ def decode_batch(
                 cache.batch_repeat_interleave(b)
                 mask2d = attention_mask.repeat_interleave(b, dim=0)
             mask2d = torch.cat([mask2d, torch.ones(n * b, 1, dtype=mask2d.dtype, device=dev)], dim=1)
-            logp = _forward_logp(
+            logits = _forward_logits(
                 model,
                 input_ids=tokens.reshape(n * b, 1),
                 attention_mask=mask2d,
@@ -197,7 +198,7 @@ def decode_batch(
                 past_key_values=cache,
             ).reshape(n, b, -1)
         keep = beam_width if d < depth - 1 else top_k
-        scores, parent, nodes, tokens = _expand(tt, d, scores, nodes, logp, keep)
+        scores, parent, nodes, tokens = _expand(tt, d, scores, nodes, logits, keep)
         if d == depth - 1:
             break
         if kv_mode == "shared":
@@ -263,6 +264,7 @@ def trie_beam_search(
     if sort_by_length:
         order.sort(key=lambda i: -len(prompts[i]))
     out: list[list[Recommendation]] = [[] for _ in prompts]
+    started = time.perf_counter()
     was_training = model.training
     model.eval()
     try:
@@ -280,4 +282,6 @@ def trie_beam_search(
                     ]
     finally:
         model.train(was_training)
-    return DecodeResult(out)
+    seconds = time.perf_counter() - started
+    stats = {"users": float(len(prompts)), "seconds": seconds, "users_per_s": len(prompts) / max(seconds, 1e-9)}
+    return DecodeResult(out, stats)
