@@ -20,8 +20,18 @@ import pandas as pd
 EVENT_TS = "event_timestamp"
 CREATED_TS = "created"
 
+HISTORY_SEP = ", "  # recent_items is stored as one string: item ids joined with this
+
 ITEM_COLUMNS = ["item_id", "title", "text", "categories", "codes", EVENT_TS, CREATED_TS]
-USER_COLUMNS = ["user_id", "recent_items", "n_interactions", "mean_rating", "last_timestamp", EVENT_TS, CREATED_TS]
+USER_COLUMNS = [
+    "user_id",
+    "recent_items",
+    "n_interactions",
+    "mean_rating",
+    "last_timestamp",
+    EVENT_TS,
+    CREATED_TS,
+]
 TOPK_COLUMNS = ["user_id", "item_ids", "scores", "index_version", "history_hash", EVENT_TS, CREATED_TS]
 
 
@@ -40,11 +50,17 @@ def read_index_codes(index_path: Path) -> dict[str, str]:
     try:
         raw = json.loads(index_path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{index_path} does not exist: run `lcrec quantize` first (it writes index.json)") from None
+        raise FileNotFoundError(
+            f"{index_path} does not exist: run `lcrec quantize` first (it writes index.json)"
+        ) from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"{index_path} is not valid JSON ({err}); rebuild it with `lcrec quantize`") from None
+        raise ValueError(
+            f"{index_path} is not valid JSON ({err}); rebuild it with `lcrec quantize`"
+        ) from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{index_path}: expected a mapping item_id -> list of code tokens, got {type(raw).__name__}")
+        raise ValueError(
+            f"{index_path}: expected a mapping item_id -> list of code tokens, got {type(raw).__name__}"
+        )
     codes = {}
     for item_id, tokens in raw.items():
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
@@ -63,6 +79,11 @@ def index_version(index_path: Path | None) -> str:
     return hashlib.sha256(Path(index_path).read_bytes()).hexdigest()[:12]
 
 
+def split_history(text: str | None) -> list[str]:
+    """The stored recent_items string -> item ids, oldest first."""
+    return text.split(HISTORY_SEP) if text else []
+
+
 def history_hash(items: Iterable[str]) -> str:
     """A short hash of a history (item ids, oldest first): the top-K cache key next to the index version."""
     return hashlib.sha256("\x1f".join(map(str, items)).encode()).hexdigest()[:16]
@@ -79,7 +100,9 @@ def item_frame(
     for items nobody interacted with), so historical reads see an item only once it existed."""
     if items["item_id"].duplicated().any():
         dup = items.loc[items["item_id"].duplicated(), "item_id"].head(5).tolist()
-        raise ValueError(f"items.parquet: item_id must be unique, repeated ids include {dup}; rerun `lcrec ingest`")
+        raise ValueError(
+            f"items.parquet: item_id must be unique, repeated ids include {dup}; rerun `lcrec ingest`"
+        )
     created = created if created is not None else utc_now()
     first_seen = interactions.groupby("item_id", sort=False)["timestamp"].min()
     default_ts = int(interactions["timestamp"].min()) if len(interactions) else 0
@@ -123,7 +146,7 @@ def user_frame(
     created: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """User history snapshots: for every (user, event time) the last ``history_len`` items up to and including
-    that time (oldest first), the interaction count, the mean rating so far and the time itself.
+    that time (oldest first, joined with ``HISTORY_SEP``), the interaction count, the mean rating so far and the time itself.
 
     Interactions sharing a timestamp keep their file order (stable sort). ``per_event=False`` keeps only each
     user's latest snapshot.
@@ -131,6 +154,14 @@ def user_frame(
     if history_len < 1:
         raise ValueError(f"features.history_len must be at least 1, got {history_len}")
     created = created if created is not None else utc_now()
+    clashing = interactions.loc[
+        interactions["item_id"].astype(str).str.contains(HISTORY_SEP, regex=False), "item_id"
+    ]
+    if len(clashing):
+        raise ValueError(
+            f"interactions: item ids must not contain {HISTORY_SEP!r} (the recent-history separator); "
+            f"found {clashing.unique()[:5].tolist()}. Re-ingest with ids free of it."
+        )
     df = interactions[["user_id", "item_id", "timestamp", "rating"]].copy()
     df["user_id"] = df["user_id"].astype(str)
     df["item_id"] = df["item_id"].astype(str)
@@ -154,7 +185,7 @@ def user_frame(
         first_row = np.repeat(boundaries, np.diff(np.r_[boundaries, len(df)]))
     positions = np.arange(len(df))
     lo = np.maximum(first_row, positions + 1 - history_len)
-    df["recent_items"] = [items[a : b + 1].tolist() for a, b in zip(lo, positions, strict=True)]
+    df["recent_items"] = [HISTORY_SEP.join(items[a : b + 1]) for a, b in zip(lo, positions, strict=True)]
 
     # one snapshot per (user, time): the last row of each same-second group holds everything up to that second
     keep = ~df.duplicated(["user_id", "timestamp"], keep="last")
@@ -181,7 +212,11 @@ def topk_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame
     out = pd.DataFrame({"user_id": df["user_id"].astype(str).to_numpy()})
     out["item_ids"] = [[str(i) for i in ids] for ids in df["item_ids"]]
     out["scores"] = [[float(s) for s in scores] for scores in df["scores"]]
-    bad = [u for u, ids, s in zip(out["user_id"], out["item_ids"], out["scores"], strict=True) if len(ids) != len(s)]
+    bad = [
+        u
+        for u, ids, s in zip(out["user_id"], out["item_ids"], out["scores"], strict=True)
+        if len(ids) != len(s)
+    ]
     if bad:
         raise ValueError(f"top-K rows: item_ids and scores differ in length for users {bad[:5]}")
     for col in ("index_version", "history_hash"):
@@ -219,7 +254,7 @@ def arrow_schema(columns: list[str]):
         "text": pa.string(),
         "categories": pa.string(),
         "codes": pa.string(),
-        "recent_items": pa.list_(pa.string()),
+        "recent_items": pa.string(),
         "n_interactions": pa.int64(),
         "mean_rating": pa.float64(),
         "last_timestamp": pa.int64(),
@@ -242,5 +277,20 @@ def write_source(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(df, schema=arrow_schema(list(df.columns)), preserve_index=False)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table, tmp)
+    # Feast 0.67 maps list columns only when Arrow calls their child "item" (list<item: string>); parquet's
+    # compliant nesting would read back as list<element: string>, which Feast's offline writes reject.
+    pq.write_table(table, tmp, use_compliant_nested_type=False)
     tmp.replace(path)
+
+
+def append_source(df: pd.DataFrame, path: Path) -> int:
+    """Add rows to an offline source file (newest first, as Feast's own offline push does); return its rows."""
+    path = Path(path)
+    old = pd.read_parquet(path) if path.exists() else df.iloc[0:0]
+    if list(old.columns) != list(df.columns):
+        raise ValueError(
+            f"{path} has columns {list(old.columns)}, the new rows {list(df.columns)}; rerun `lcrec features`"
+        )
+    merged = pd.concat([df, old], ignore_index=True) if len(old) else df.reset_index(drop=True)
+    write_source(merged, path)
+    return int(len(merged))

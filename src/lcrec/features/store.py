@@ -58,10 +58,14 @@ def _pushed_items_to_keep(existing: Path, catalogue_ids: set[str], codes: Mappin
         return pd.DataFrame(columns=frames.ITEM_COLUMNS)
     old = pd.read_parquet(existing)
     if list(old.columns) != frames.ITEM_COLUMNS:
-        log.warning("ignoring %s: its columns %s are not %s", existing, list(old.columns), frames.ITEM_COLUMNS)
+        log.warning(
+            "ignoring %s: its columns %s are not %s", existing, list(old.columns), frames.ITEM_COLUMNS
+        )
         return pd.DataFrame(columns=frames.ITEM_COLUMNS)
     old = old[~old["item_id"].isin(catalogue_ids)]
-    old = old.sort_values([frames.EVENT_TS, frames.CREATED_TS], kind="mergesort").drop_duplicates("item_id", keep="last")
+    old = old.sort_values([frames.EVENT_TS, frames.CREATED_TS], kind="mergesort").drop_duplicates(
+        "item_id", keep="last"
+    )
     if codes:
         old["codes"] = [codes.get(i, c) for i, c in zip(old["item_id"], old["codes"], strict=True)]
     return old.reset_index(drop=True)
@@ -80,7 +84,9 @@ def write_sources(
     kept = _pushed_items_to_keep(item_path, set(item_df["item_id"]), codes)
     if len(kept):
         item_df = pd.concat([item_df, kept[frames.ITEM_COLUMNS]], ignore_index=True)
-    user_df = frames.user_frame(interactions, cfg.history_len, per_event=cfg.user_rows_per_event, created=created)
+    user_df = frames.user_frame(
+        interactions, cfg.history_len, per_event=cfg.user_rows_per_event, created=created
+    )
 
     topk_path = _source_path(repo_dir, L.TOPK_SOURCE_FILE)
     topk_df = frames.empty_topk_frame()
@@ -89,7 +95,9 @@ def write_sources(
         if list(old.columns) == frames.TOPK_COLUMNS:
             topk_df = old
         else:
-            log.warning("rewriting %s: its columns %s are not %s", topk_path, list(old.columns), frames.TOPK_COLUMNS)
+            log.warning(
+                "rewriting %s: its columns %s are not %s", topk_path, list(old.columns), frames.TOPK_COLUMNS
+            )
 
     frames.write_source(item_df, item_path)
     frames.write_source(user_df, _source_path(repo_dir, L.USER_SOURCE_FILE))
@@ -139,7 +147,9 @@ def build_feature_store(
         # materialize's window is [start, end): one second past the newest row includes it. Feast prints its
         # progress on stdout; send it to stderr so `lcrec features` prints only its JSON summary there.
         with contextlib.redirect_stdout(sys.stderr):
-            store.materialize(start.to_pydatetime(), (end + timedelta(seconds=1)).to_pydatetime(), feature_views=views)
+            store.materialize(
+                start.to_pydatetime(), (end + timedelta(seconds=1)).to_pydatetime(), feature_views=views
+            )
     t_mat = time.perf_counter()
 
     stats.update(
@@ -157,7 +167,11 @@ def build_feature_store(
     )
     log.info(
         "feature store %s: %d items (%d with codes), %d users (%d snapshots), materialized=%s",
-        repo_dir, stats["n_items"], stats["n_items_with_codes"], stats["n_users"], stats["n_user_rows"],
+        repo_dir,
+        stats["n_items"],
+        stats["n_items_with_codes"],
+        stats["n_users"],
+        stats["n_user_rows"],
         stats["materialized"],
     )
     return stats
@@ -194,8 +208,13 @@ def get_item_features(store: FeatureStore, item_ids: Iterable[Any]) -> dict[str,
 
 
 def get_user_features(store: FeatureStore, user_ids: Iterable[Any]) -> dict[str, dict[str, Any] | None]:
-    """{user_id: {recent_items (oldest first), n_interactions, mean_rating, last_timestamp} or None}."""
-    return _online(store, L.USER_VIEW, L.USER_FEATURE_NAMES, "user_id", user_ids)
+    """{user_id: {recent_items (list of item ids, oldest first), n_interactions, mean_rating, last_timestamp}
+    or None}. The store keeps recent_items as one ", "-joined string; this returns the list."""
+    rows = _online(store, L.USER_VIEW, L.USER_FEATURE_NAMES, "user_id", user_ids)
+    for row in rows.values():
+        if row is not None and not isinstance(row["recent_items"], list):  # a repeated id shares its row
+            row["recent_items"] = frames.split_history(row["recent_items"])
+    return rows
 
 
 def get_topk(store: FeatureStore, user_ids: Iterable[Any]) -> dict[str, dict[str, Any] | None]:
@@ -208,7 +227,11 @@ def _push_mode(to: str):
 
     if to not in _PUSH_MODES:
         raise ValueError(f"push target {to!r} is not one of {', '.join(_PUSH_MODES)}")
-    return {"online": PushMode.ONLINE, "offline": PushMode.OFFLINE, "online_and_offline": PushMode.ONLINE_AND_OFFLINE}[to]
+    return {
+        "online": PushMode.ONLINE,
+        "offline": PushMode.OFFLINE,
+        "online_and_offline": PushMode.ONLINE_AND_OFFLINE,
+    }[to]
 
 
 def push_new_items(
@@ -231,10 +254,20 @@ def push_topk(
     store: FeatureStore, rows: pd.DataFrame | Iterable[Mapping[str, Any]], to: str = "online"
 ) -> int:
     """Push per-user top-K cache rows (user_id, item_ids, scores, index_version, history_hash). Online only by
-    default: a cache does not need the offline history, and every offline push rewrites the parquet file."""
+    default: a cache does not need the offline history, and every offline push rewrites the parquet file.
+
+    The offline half is written here rather than by Feast: Feast 0.67 rewrites the file with parquet-compliant
+    list columns (``list<element: ...>``) and then rejects its own file on the next offline push."""
+    from feast.data_source import PushMode
+
+    mode = _push_mode(to)
     df = frames.topk_frame(rows)
-    if len(df):
-        store.push(L.TOPK_PUSH, df, to=_push_mode(to))
+    if not len(df):
+        return 0
+    if mode in (PushMode.ONLINE, PushMode.ONLINE_AND_OFFLINE):
+        store.push(L.TOPK_PUSH, df, to=PushMode.ONLINE)
+    if mode in (PushMode.OFFLINE, PushMode.ONLINE_AND_OFFLINE):
+        frames.append_source(df, Path(store.repo_path) / L.TOPK_SOURCE_FILE)
     return int(len(df))
 
 
