@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from lcrec.config import ConfigError, Params, load_params
 
@@ -148,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for noisy in ("feast", "great_expectations", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if not args.command:
         parser.print_help()
         return 0

@@ -6,7 +6,6 @@ The same step functions the CLI, DVC and the KFP components call, in order, unde
 from __future__ import annotations
 
 import importlib
-import json
 import time
 from collections.abc import Callable
 
@@ -36,10 +35,16 @@ def _summary_lines(stats: dict[str, dict]) -> list[str]:
         )
     val = stats.get("validate")
     if val:
-        lines.append(f"validation: {json.dumps({k: v for k, v in val.items() if not isinstance(v, dict | list)})}")
+        lines.append(
+            f"validation: {'passed' if val['success'] else 'FAILED'} — {val['expectations']} expectations, "
+            f"{val['failed']} failed; Data Docs at {val['data_docs']}"
+        )
     feat = stats.get("features")
     if feat:
-        lines.append(f"feature store: {json.dumps({k: v for k, v in feat.items() if not isinstance(v, dict | list)})}")
+        lines.append(
+            f"feature store: {feat['n_items']:,} items ({feat['n_items_with_codes']:,} with codes), {feat['n_users']:,} users, "
+            f"{feat['n_user_rows']:,} history snapshots, online store materialised={feat['materialized']} ({feat['repo_dir']})"
+        )
     spl = stats.get("split")
     if spl:
         lines.append(
