@@ -1,0 +1,109 @@
+"""Recipe tests (torchtune style): the whole train step on the tiny model: the loss falls, a run resumed from
+a mid-run checkpoint ends exactly where the uninterrupted run ends, and the MLflow run shows the curves."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lcrec.config import Params, TrainConfig
+from lcrec.model.registry import load_backbone
+from lcrec.model.trained import load_trained
+from lcrec.train.train import run_train, train_model
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(backbone="tiny-llama", mode="lora", lora_dropout=0.1, max_steps=6, batch_size=4, grad_accum=2,
+                lr=5e-3, logging_steps=1, save_steps=3, max_len=256, seed=7)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_tasks, tmp_path_factory):
+    tasks, index = tiny_tasks
+    out = tmp_path_factory.mktemp("run_a")
+    return train_model(_cfg(), tasks, index, out), out
+
+
+def test_loss_falls_per_family(uninterrupted):
+    stats, out = uninterrupted
+    history = json.loads((out / "loss_history.json").read_text())
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert len(losses) == 6 and sum(losses[-2:]) < sum(losses[:2]) - 0.3
+    for fam in ("seq", "mut"):
+        assert stats[f"final_loss_{fam}"] < stats[f"first_loss_{fam}"]
+    assert stats["steps"] == 6 and stats["families"] == ["mut", "seq"]
+    assert stats["tokens_per_s"] > 0 and "eval_loss" in stats
+    for name in ("loss.png", "loss_seq.png", "loss_mut.png"):
+        assert (out / "plots" / name).stat().st_size > 1000
+    assert json.loads((out / "train_metrics.json").read_text())["final_loss"] == stats["final_loss"]
+
+
+def test_trained_adapter_changed_only_code_token_rows(uninterrupted, tiny_tasks):
+    stats, out = uninterrupted
+    model, tok = load_trained(out / "model")
+    base, base_tok = load_backbone("tiny-llama")
+    emb = model.get_input_embeddings()(torch.arange(len(tok))).detach()
+    old = base.get_input_embeddings().weight.detach()
+    assert torch.equal(emb[: len(base_tok)], old)  # the backbone's own rows never move
+    lo, hi = stats["code_token_ids"]
+    mean = old.mean(0)
+    moved = (emb[lo: hi + 1] - mean).abs().amax(dim=1)
+    assert (moved > 1e-4).float().mean() > 0.5  # the code-token rows the data uses were learned
+    assert tok.convert_ids_to_tokens([lo, hi]) == ["<a_0>", "<c_11>"]
+
+
+def test_resume_from_a_mid_run_checkpoint_matches(uninterrupted, tiny_tasks, tmp_path):
+    stats_a, out_a = uninterrupted
+    tasks, index = tiny_tasks
+    (tmp_path / "checkpoints").mkdir()
+    shutil.copytree(out_a / "checkpoints" / "checkpoint-3", tmp_path / "checkpoints" / "checkpoint-3")
+    stats_b = train_model(_cfg(), tasks, index, tmp_path, resume=True)
+    assert stats_b["resumed_from"].endswith("checkpoint-3") and stats_b["steps"] == 6
+    hist_a = {h["step"]: h for h in json.loads((out_a / "loss_history.json").read_text()) if "loss" in h}
+    hist_b = {h["step"]: h for h in json.loads((tmp_path / "loss_history.json").read_text()) if "loss" in h}
+    for step in (4, 5, 6):
+        assert hist_b[step]["loss"] == pytest.approx(hist_a[step]["loss"], abs=1e-6)
+        assert hist_b[step]["loss_seq"] == pytest.approx(hist_a[step]["loss_seq"], abs=1e-5)
+    wa = load_file(out_a / "model" / "adapter_model.safetensors")
+    wb = load_file(tmp_path / "model" / "adapter_model.safetensors")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-6), k
+
+
+def test_resume_without_checkpoint_says_what_to_do(tiny_tasks, tmp_path):
+    tasks, index = tiny_tasks
+    with pytest.raises(FileNotFoundError, match="run without --resume"):
+        train_model(_cfg(), tasks, index, tmp_path, resume=True)
+    with pytest.raises(FileNotFoundError, match="lcrec tasks"):
+        train_model(_cfg(), tmp_path, index, tmp_path)
+
+
+def test_run_train_logs_curves_to_mlflow(tiny_tasks, tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    tasks, index = tiny_tasks
+    work = tmp_path / "work"
+    shutil.copytree(tasks, work / "tasks")
+    (work / "index").mkdir()
+    shutil.copy(index, work / "index" / "index.json")
+    params = Params()
+    params.paths.work_dir = str(work)
+    params.train = _cfg(max_steps=3, save_steps=100, mode="full")
+    stats = run_train(params)
+    assert (work / "train" / "model" / "model.safetensors").exists()
+    assert (work / "train" / "model" / "lcrec_model.json").exists()
+    client = MlflowClient(mlflow.get_tracking_uri())
+    run = client.get_run(stats["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["mode"] == "full" and run.data.params["backbone"] == "tiny-llama"
+    curve = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in curve] == [1, 2, 3]
+    assert len(client.get_metric_history(run.info.run_id, "loss_seq")) == 3
+    assert "final.final_loss" in run.data.metrics
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"train_metrics.json", "plots"} <= arts
