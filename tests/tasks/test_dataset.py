@@ -103,3 +103,12 @@ def test_write_and_read_rows(ctx, tmp_path, suffix):
     rows = list(sample_rows({"seq": build_seq_tasks(SeqTasksConfig(), ctx)}, 2, 1, 3, TaskMix()))
     assert write_rows(iter(rows), tmp_path / f"train{suffix}") == 12
     assert read_rows(tmp_path / f"train{suffix}") == rows
+
+
+def test_parquet_is_written_in_batches(ctx, tmp_path):
+    from lcrec.tasks.dataset import write_parquet
+
+    rows = list(sample_rows({"seq": build_seq_tasks(SeqTasksConfig(), ctx)}, 3, 1, 3, TaskMix()))
+    assert write_parquet(iter(rows), tmp_path / "t.parquet", batch_rows=4) == 18
+    assert read_rows(tmp_path / "t.parquet") == rows
+    assert write_parquet(iter([]), tmp_path / "empty.parquet") == 0 and read_rows(tmp_path / "empty.parquet") == []

@@ -91,8 +91,8 @@ def _guarded(example: TaskExample, template: Template, epoch: int, mix: TaskMix)
     found = leaks(row["instruction"], example.forbidden)
     if found is not None:
         mix.leaked[example.task] += 1
-        log.warning("dropped a %s row (template %s): its prompt contains its target %r", example.task, template.id,
-                    found)
+        log.debug("dropped a %s row (template %s): its prompt contains its target %r", example.task, template.id,
+                  found)
         return None
     mix.rows[example.task] += 1
     mix.templates[example.task].add(template.id)
@@ -132,10 +132,16 @@ def every_template_rows(examples: Iterable[TaskExample], mix: TaskMix) -> Iterat
                 yield row
 
 
+def _progress(rows: Iterable[dict[str, Any]], path: Path) -> Iterable[dict[str, Any]]:
+    from tqdm import tqdm
+
+    return tqdm(rows, desc=f"writing {path.name}", unit=" rows", mininterval=2.0, leave=False)
+
+
 def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
     n = 0
     with Path(path).open("w", encoding="utf-8") as f:
-        for row in rows:
+        for row in _progress(rows, Path(path)):
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     return n
@@ -152,16 +158,30 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def write_parquet(rows: Iterable[dict[str, Any]], path: Path, batch_rows: int = 50_000) -> int:
+    """Stream rows into a parquet file in batches (memory stays flat however many epochs are written)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(c, pa.int64() if c == "epoch" else pa.string()) for c in ROW_COLUMNS])
+    n, batch = 0, []
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        for row in _progress(rows, Path(path)):
+            batch.append(row)
+            if len(batch) >= batch_rows:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                n, batch = n + len(batch), []
+        if batch or n == 0:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            n += len(batch)
+    return n
+
+
 def write_rows(rows: Iterable[dict[str, Any]], path: Path) -> int:
     """Write rows as jsonl or parquet (by suffix); returns the row count."""
     path = Path(path)
     if path.suffix == ".jsonl":
         return write_jsonl(rows, path)
     if path.suffix == ".parquet":
-        import pandas as pd
-
-        df = pd.DataFrame(list(rows), columns=list(ROW_COLUMNS))
-        df["epoch"] = df["epoch"].astype("int64")
-        df.to_parquet(path, index=False)
-        return len(df)
+        return write_parquet(rows, path)
     raise ValueError(f"{path}: task rows are written as .jsonl or .parquet (tasks.train_format)")

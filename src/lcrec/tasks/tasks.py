@@ -235,6 +235,10 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
         "train": mix.to_dict(), "valid": valid_mix.to_dict(), "test_seq": test_mix.to_dict(),
     }
     (out_dir / "mix.json").write_text(json.dumps(summary, indent=2))
+    for split, m in (("train", mix), ("valid", valid_mix), ("test", test_mix)):
+        for task, n in sorted(m.leaked.items()):
+            log.warning("tasks: dropped %d %s %s row(s) whose prompt contained the target's code or title (e.g. "
+                        "two catalogue items share a title); see mix.json", n, split, task)
     log.info("tasks: %d train rows (%d epochs), %d valid rows, %d test rows -> %s", n_train, cfg.epochs, n_valid,
              n_test, out_dir)
     return {

@@ -24,7 +24,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -76,8 +76,15 @@ class TeacherRequest:
         return self.kind if self.target is None else f"{self.kind}:{self.target.item_id}"
 
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True, default=str)
+        """A hash of everything the text is written from (a changed rating or item makes a new text)."""
+        views = [*self.items, self.target] if self.target is not None else list(self.items)
+        blob = json.dumps([self.kind, self.user_id, self.target is not None, [_view_fields(v) for v in views]],
+                          default=str)
         return hashlib.sha1(blob.encode()).hexdigest()
+
+
+def _view_fields(v: ItemView) -> list:
+    return [v.item_id, v.title, v.description, list(v.categories), v.brand, v.year, v.rating, v.review]
 
 
 class Teacher(Protocol):
