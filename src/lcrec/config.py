@@ -268,6 +268,19 @@ class TrainConfig:
     dataloader_workers: int = knob(0, "Data-loader worker processes (tokenisation happens in them).")
 
 
+@dataclass
+class DecodeConfig:
+    beam_width: int = knob(20, "Beams per user in the trie-constrained beam search (LC-Rec uses 20).")
+    top_k: int = knob(20, "Items returned per user (at most beam_width), best first.")
+    batch_size: int = knob(64, "Users decoded together (one prompt prefill each; larger is faster until memory runs out).")
+    kv_mode: str = knob(
+        "shared",
+        "shared: the prompt's KV cache is stored once per user and beams attend to it through a 4-D mask (fast; "
+        "needs sdpa or eager attention) | expand: the cache is copied per beam and reordered each step.",
+    )
+    sort_by_length: bool = knob(True, "Batch prompts of similar length together (less padding); output order is kept.")
+
+
 # --------------------------------------------------------------------------------------------------- root
 @dataclass
 class Params:
@@ -283,6 +296,7 @@ class Params:
     index_add: IndexAddConfig = field(default_factory=IndexAddConfig)
     tasks: TasksConfig = field(default_factory=TasksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:

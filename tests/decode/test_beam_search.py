@@ -113,7 +113,7 @@ def test_added_item_becomes_reachable(model, tokenizer, prompts):
     assert after.recommendations[0][0].score == pytest.approx(float(scores[order[-1]]), abs=1e-4)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     n_items=st.integers(1, 120),
     seed=st.integers(0, 10_000),
@@ -157,3 +157,16 @@ def test_settings_errors(model, tokenizer, prompts):
     ids = torch.tensor([[5, 6, 0]])
     with pytest.raises(DecodeError, match="left padded"):
         decode_batch(model, trie.to_tensors("cpu"), ids, torch.tensor([[1, 1, 0]]), 5, 5)
+
+
+def test_config_driven_search_matches_explicit_arguments(model, tokenizer, prompts):
+    from lcrec.config import load_params
+    from lcrec.decode.beam_search import beam_search_from_config
+
+    cfg = load_params(None, ["decode.beam_width=6", "decode.top_k=4", "decode.batch_size=2"]).decode
+    trie = CodeTrie.from_index(random_index(60, seed=9), tokenizer)
+    via_cfg = beam_search_from_config(model, trie, prompts, cfg, progress=False)
+    direct = trie_beam_search(model, trie, prompts, beam_width=6, top_k=4, batch_size=2)
+    assert as_lists(via_cfg) == as_lists(direct)
+    assert all(len(r) == 4 for r in via_cfg.recommendations)
+    assert via_cfg.stats["users"] == len(prompts) and via_cfg.stats["users_per_s"] > 0
