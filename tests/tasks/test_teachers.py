@@ -216,3 +216,14 @@ def test_corrupt_cache_file_is_reported(tmp_path):
     (tmp_path / "c.json").write_text("{nope")
     with pytest.raises(ValueError, match="delete it to regenerate"):
         TeacherCache.load(tmp_path / "c.json")
+
+
+# --------------------------------------------------------------------------------------------------- smollm2
+@pytest.mark.slow
+def test_smollm2_teacher_writes_a_scrubbed_text():
+    """The bundled SmolLM2-Instruct really generates (first run converts the GGUF once, ~40 s)."""
+    teacher = make_teacher(TeacherConfig(name="smollm2", max_new_tokens=12))
+    texts, stats = generate_texts(teacher, [_intention()], TeacherCache())
+    teacher.close()
+    assert stats["generated"] == 1 and texts[0].strip()
+    assert "Heat (1995)" not in texts[0] and "<a_" not in texts[0]
