@@ -66,6 +66,33 @@ def _split(params: Params, args: argparse.Namespace) -> None:
     _print_json(run_split(params))
 
 
+@command("embed", "Encode item texts into work/embed/item_emb.npy (encoders: minilm, causal-lm).")
+def _embed(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.embed.embed import run_embed
+
+    _print_json(run_embed(params))
+
+
+@command("quantize", "Train the RQ-VAE and write a collision-free item index (work/index/index.json + report).")
+def _quantize(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.quantize.quantize import run_quantize
+
+    _print_json(run_quantize(params))
+
+
+def _add_index_add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--items", default=None, help="new items file (.parquet/.jsonl/.csv with item_id + text fields); "
+                   "default: index_add.items")
+
+
+@command("index-add", "Give new items codes with the frozen quantizer; writes a new index version, old codes unchanged.",
+         _add_index_add_args)
+def _index_add(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.quantize.incremental import run_index_add
+
+    _print_json(run_index_add(params, args.items))
+
+
 @command("tasks", "Build the alignment-tuning instruction datasets (SEQ, MUT, ASY, ITE, PER, NEG).")
 def _tasks(params: Params, args: argparse.Namespace) -> int:
     from lcrec.tasks.tasks import run_tasks

@@ -222,6 +222,7 @@ class QuantizeConfig:
     sk_rounds: int = knob(20, "Rounds of Sinkhorn redistribution of colliding groups before the guaranteed step (LC-Rec: 20).")
     seed: int = knob(2024, "Seed of every random choice (same seed + data -> the same index, byte for byte).")
     device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
+    threads: int = knob(1, "CPU threads torch uses while training (the model is small: 1 avoids thread overhead; 0 = torch's default).")
 
 
 @dataclass

@@ -1,0 +1,125 @@
+"""The embed step: item texts -> ``item_emb.npy`` (n, dim, float32) + ``item_ids.json`` (row order).
+
+Each configured field (column) is encoded separately and the vectors of an item's non-empty fields are
+averaged (an item with every field empty is encoded from its id, so no row is left as zeros). Identical
+texts are encoded once. Output rows follow the catalogue order of ``items.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lcrec.config import EmbedConfig, Params
+
+EMB = "item_emb.npy"
+IDS = "item_ids.json"
+META = "embed_meta.json"
+
+
+def resolved_fields(cfg: EmbedConfig) -> list[str]:
+    from lcrec.embed.registry import encoder_spec
+
+    return list(cfg.fields) or list(encoder_spec(cfg.encoder).default_fields)
+
+
+def resolved_normalize(cfg: EmbedConfig) -> bool:
+    from lcrec.embed.registry import encoder_spec
+
+    if cfg.normalize == "auto":
+        return encoder_spec(cfg.encoder).normalize
+    if cfg.normalize in ("yes", "no"):
+        return cfg.normalize == "yes"
+    raise ValueError(f"embed.normalize must be auto, yes or no, got {cfg.normalize!r}")
+
+
+def embed_items(cfg: EmbedConfig, items: pd.DataFrame, encoder=None, progress: bool = True) -> np.ndarray:
+    """Embeddings (n_items, dim) for an items frame (needs item_id and the configured fields)."""
+    from lcrec.embed.registry import build_encoder
+
+    fields = resolved_fields(cfg)
+    missing = [f for f in ["item_id", *fields] if f not in items.columns]
+    if missing:
+        raise ValueError(
+            f"items table lacks column(s) {missing} needed by encoder {cfg.encoder!r} (embed.fields={fields}); "
+            f"it has {list(items.columns)}"
+        )
+    rows, texts = [], []
+    for field in fields:
+        col = items[field].fillna("").astype(str).str.strip().to_numpy()
+        for r in np.flatnonzero(col != ""):
+            rows.append(int(r))
+            texts.append(col[r])
+    covered = np.zeros(len(items), dtype=bool)
+    covered[rows] = True
+    for r in np.flatnonzero(~covered):
+        rows.append(int(r))
+        texts.append(str(items["item_id"].iloc[r]))
+    unique, inverse = np.unique(np.asarray(texts, dtype=object).astype(str), return_inverse=True)
+    encoder = encoder or build_encoder(cfg)
+    vectors = encoder.encode([str(t) for t in unique], progress=progress)
+    out = np.zeros((len(items), vectors.shape[1]), dtype=np.float64)
+    counts = np.zeros(len(items))
+    np.add.at(out, np.asarray(rows), vectors[inverse].astype(np.float64))
+    np.add.at(counts, np.asarray(rows), 1.0)
+    out /= np.maximum(counts, 1.0)[:, None]
+    if resolved_normalize(cfg):
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out.astype(np.float32)
+
+
+def do_embed(cfg: EmbedConfig, items: pd.DataFrame, out_dir: str | Path, encoder=None, progress: bool = True) -> dict[str, Any]:
+    """Embed the catalogue and write item_emb.npy, item_ids.json, embed_meta.json; return statistics."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if items["item_id"].duplicated().any():
+        dup = items.loc[items["item_id"].duplicated(), "item_id"].head(5).tolist()
+        raise ValueError(f"items table has duplicate item_id values, e.g. {dup}; fix the ingest/split output")
+    t0 = time.perf_counter()
+    emb = embed_items(cfg, items, encoder=encoder, progress=progress)
+    seconds = time.perf_counter() - t0
+    np.save(out_dir / EMB, emb)
+    ids = items["item_id"].astype(str).tolist()
+    (out_dir / IDS).write_text(json.dumps(ids))
+    meta = {
+        "config": asdict(cfg),
+        "fields": resolved_fields(cfg),
+        "normalized": resolved_normalize(cfg),
+        "num_items": len(ids),
+        "dim": int(emb.shape[1]),
+    }
+    (out_dir / META).write_text(json.dumps(meta, indent=2))
+    norms = np.linalg.norm(emb, axis=1)
+    return {"num_items": len(ids), "dim": int(emb.shape[1]), "seconds": seconds, "mean_norm": float(norms.mean())}
+
+
+def read_embeddings(embed_dir: str | Path) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """(embeddings, item ids, embed meta) written by :func:`do_embed`."""
+    embed_dir = Path(embed_dir)
+    if not (embed_dir / EMB).exists():
+        raise FileNotFoundError(f"{embed_dir / EMB}: no item embeddings; run `lcrec embed` first")
+    emb = np.load(embed_dir / EMB)
+    ids = json.loads((embed_dir / IDS).read_text())
+    meta = json.loads((embed_dir / META).read_text()) if (embed_dir / META).exists() else {}
+    if len(ids) != len(emb):
+        raise ValueError(f"{embed_dir}: {len(emb)} embeddings but {len(ids)} item ids; re-run `lcrec embed`")
+    return emb, ids, meta
+
+
+def run_embed(params: Params) -> dict[str, Any]:
+    from lcrec.tracking import log_step
+
+    items_path = params.paths.step("split") / "items.parquet"
+    if not items_path.exists():
+        raise FileNotFoundError(f"{items_path}: no item catalogue; run `lcrec split` first")
+    items = pd.read_parquet(items_path)
+    out_dir = params.paths.step("embed")
+    stats = do_embed(params.embed, items, out_dir)
+    log_step("embed", params.tracking, params.paths, params=params.embed, metrics=stats, artifacts=[out_dir / META])
+    return stats

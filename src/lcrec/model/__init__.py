@@ -1,0 +1,1 @@
+"""Backbone language models (loading, caching) and device selection."""

@@ -1,0 +1,271 @@
+"""RQ-VAE item tokenizer: MLP encoder -> residual quantiser (H levels x K codes x d) -> MLP decoder.
+
+Follows LC-Rec's model (xavier-normal MLPs, squared-L2 code lookup, straight-through estimator, loss =
+reconstruction + weight * sum over levels of (codebook + beta * commitment), Sinkhorn on the last level while
+training), with k-means initialisation of each level on a seeded sample of the catalogue before the first
+step, and widths scaled to the input (LC-Rec's 4096 -> 2048 -> ... -> 64 -> 32 is the 4096-d case).
+Training is seeded: the same embeddings and config give the same weights on the same machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lcrec.config import QuantizeConfig
+from lcrec.model.device import resolve_device  # noqa: F401 - re-exported for callers
+
+log = logging.getLogger(__name__)
+
+
+def mlp_widths(in_dim: int, code_dim: int, hidden_dims: list[int] | None = None) -> list[int]:
+    """Layer widths input -> ... -> code_dim; by default halve from in_dim while >= 2 * code_dim."""
+    if hidden_dims:
+        return [in_dim, *hidden_dims, code_dim]
+    widths, h = [in_dim], in_dim // 2
+    while h >= 2 * code_dim:
+        widths.append(h)
+        h //= 2
+    return [*widths, code_dim]
+
+
+def build_mlp(widths: list[int], dropout: float = 0.0, batch_norm: bool = False):
+    layers: list[Any] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        lin = nn.Linear(a, b)
+        nn.init.xavier_normal_(lin.weight)
+        nn.init.zeros_(lin.bias)
+        layers.append(lin)
+        if i < len(widths) - 2:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(b))
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _sq_dist(x, c):
+    return (x * x).sum(1, keepdim=True) - 2 * x @ c.T + (c * c).sum(1)[None, :]
+
+
+def make_rqvae(in_dim: int, cfg: QuantizeConfig):
+    """An untrained RQ-VAE for ``in_dim``-wide embeddings."""
+    return RQVAE(model_config(in_dim, cfg))
+
+
+def model_config(in_dim: int, cfg: QuantizeConfig) -> dict[str, Any]:
+    """The architecture part of the config (what a saved quantizer needs to be rebuilt)."""
+    return {
+        "in_dim": int(in_dim),
+        "widths": mlp_widths(in_dim, cfg.code_dim, list(cfg.hidden_dims)),
+        "num_levels": cfg.num_levels,
+        "codebook_size": cfg.codebook_size,
+        "code_dim": cfg.code_dim,
+        "dropout": cfg.dropout,
+        "batch_norm": cfg.batch_norm,
+        "beta": cfg.beta,
+        "sk_epsilon": cfg.sk_epsilon,
+        "sk_iters": cfg.sk_iters,
+    }
+
+
+class RQVAE(nn.Module):
+    """The model. ``forward(x, use_sinkhorn)`` -> (reconstruction, quantisation loss, codes)."""
+
+    def __init__(self, arch: dict[str, Any]):
+        super().__init__()
+        self.arch = dict(arch)
+        widths = arch["widths"]
+        self.encoder = build_mlp(widths, arch["dropout"], arch["batch_norm"])
+        self.decoder = build_mlp(widths[::-1], arch["dropout"], arch["batch_norm"])
+        h, k, d = arch["num_levels"], arch["codebook_size"], arch["code_dim"]
+        self.codebooks = nn.Parameter(torch.empty(h, k, d).uniform_(-1.0 / k, 1.0 / k))
+
+    def quantize(self, z, use_sinkhorn: bool = False):
+        """Residual quantisation of latents z -> (z_q with straight-through gradient, loss, codes (n, H))."""
+        from lcrec.quantize.sinkhorn import sinkhorn_plan
+
+        residual, total_q, loss, codes = z, 0.0, 0.0, []
+        last = self.arch["num_levels"] - 1
+        for level in range(self.arch["num_levels"]):
+            book = self.codebooks[level]
+            dist = _sq_dist(residual.detach(), book.detach())
+            if use_sinkhorn and level == last and self.arch["sk_epsilon"] > 0:
+                idx = sinkhorn_plan(dist, self.arch["sk_epsilon"], self.arch["sk_iters"]).argmax(1)
+            else:
+                idx = dist.argmin(1)
+            q = book[idx]
+            loss = loss + F.mse_loss(q, residual.detach()) + self.arch["beta"] * F.mse_loss(q.detach(), residual)
+            total_q = total_q + q.detach()
+            residual = residual - q.detach()
+            codes.append(idx)
+        z_q = z + (total_q - z).detach()
+        return z_q, loss, torch.stack(codes, dim=1)
+
+    def forward(self, x, use_sinkhorn: bool = False):
+        z = self.encoder(x)
+        z_q, qloss, codes = self.quantize(z, use_sinkhorn)
+        return self.decoder(z_q), qloss, codes
+
+    def codebooks_numpy(self) -> np.ndarray:
+        return self.codebooks.detach().cpu().float().numpy().copy()
+
+    def latents(self, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+        """Encoder outputs for embeddings ``x`` (numpy in, float32 numpy out), in eval mode, no grad."""
+        was_training = self.training
+        self.eval()
+        dev = self.codebooks.device
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                chunk = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32)).to(dev)
+                out.append(self.encoder(chunk).float().cpu().numpy())
+        self.train(was_training)
+        return np.concatenate(out) if out else np.zeros((0, self.arch["code_dim"]), np.float32)
+
+    def reconstruct(self, codes: np.ndarray) -> np.ndarray:
+        """Decoder output for given codes (n, H) (used for the reconstruction error of the final index)."""
+        self.eval()
+        with torch.no_grad():
+            idx = torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(self.codebooks.device)
+            z_q = sum(self.codebooks[level][idx[:, level]] for level in range(self.arch["num_levels"]))
+            return self.decoder(z_q).float().cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------------- training
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def kmeans_init(model: RQVAE, x, cfg: QuantizeConfig, generator) -> None:
+    """Initialise every level's codebook by k-means on that level's residuals of a seeded sample."""
+    from lcrec.quantize.kmeans import kmeans
+
+    n = x.shape[0]
+    take = torch.randperm(n, generator=generator)[: cfg.kmeans_sample] if cfg.kmeans_sample and n > cfg.kmeans_sample else None
+    sample = x if take is None else x[take.to(x.device)]
+    with torch.no_grad():
+        model.eval()
+        residual = model.encoder(sample)
+        model.train()
+        for level in range(cfg.num_levels):
+            centres = kmeans(residual, cfg.codebook_size, cfg.kmeans_iters, generator)
+            model.codebooks.data[level] = centres
+            residual = residual - centres[_sq_dist(residual, centres).argmin(1)]
+
+
+def train_rqvae(emb: np.ndarray, cfg: QuantizeConfig, device: str = "cpu", progress: bool = True):
+    """Train an RQ-VAE on embeddings (n, dim); return (model in eval mode on ``device``, history dict)."""
+    if emb.ndim != 2 or len(emb) == 0:
+        raise ValueError(f"embeddings must be a non-empty 2-D array (items x dim), got shape {emb.shape}")
+    if not np.isfinite(emb).all():
+        raise ValueError("embeddings contain NaN or inf; re-run `lcrec embed` and check the item texts")
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    # CPU kernels are deterministic already; on CUDA ask for deterministic kernels (scatter/index backward).
+    # (The switch imports torch._inductor, seconds on a small CPU, so it is only flipped where it matters.)
+    cuda = str(device).startswith("cuda") and not prev_det
+    try:
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        if cuda:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        return _train(emb, cfg, device, progress)
+    finally:
+        torch.set_num_threads(prev_threads)
+        if cuda:
+            torch.use_deterministic_algorithms(False)
+
+
+def _train(emb: np.ndarray, cfg: QuantizeConfig, device: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    _seed_everything(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    data = np.asarray(emb, dtype=np.float32)
+    if cfg.train_sample and len(data) > cfg.train_sample:
+        rows = np.sort(torch.randperm(len(data), generator=gen)[: cfg.train_sample].numpy())
+        data = data[rows]
+    x = torch.from_numpy(np.ascontiguousarray(data)).to(device)
+    model = make_rqvae(data.shape[1], cfg).to(device)
+    t0 = time.perf_counter()
+    if cfg.kmeans_init:
+        kmeans_init(model, x, cfg, gen)
+    t_kmeans = time.perf_counter() - t0
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(x)
+    history: dict[str, Any] = {"loss": [], "recon": [], "quant": []}
+    use_sk = cfg.sk_train and cfg.sk_epsilon > 0
+    model.train()
+    bar = tqdm(range(cfg.epochs), desc="rq-vae", unit="epoch", disable=not progress, mininterval=1.0)
+    for _epoch in bar:
+        order = torch.randperm(n, generator=gen).to(device)
+        sums = np.zeros(3)
+        for i in range(0, n, cfg.batch_size):
+            batch = x[order[i : i + cfg.batch_size]]
+            if len(batch) < 2 and cfg.batch_norm:
+                continue
+            recon, qloss, _ = model(batch, use_sinkhorn=use_sk)
+            rloss = F.mse_loss(recon, batch)
+            loss = rloss + cfg.quant_loss_weight * qloss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sums += len(batch) / n * np.array([loss.item(), rloss.item(), qloss.item()])
+        for key, v in zip(("loss", "recon", "quant"), sums, strict=True):
+            history[key].append(float(v))
+        bar.set_postfix(loss=f"{sums[0]:.4g}", recon=f"{sums[1]:.3g}")
+    model.eval()
+    history.update({"train_items": n, "kmeans_seconds": t_kmeans, "train_seconds": time.perf_counter() - t0})
+    return model, history
+
+
+# --------------------------------------------------------------------------------------------------- io
+def quantizer_hash(model: RQVAE) -> str:
+    """sha256 over the architecture and every tensor's bytes (stable across save formats)."""
+    h = hashlib.sha256(json.dumps(model.arch, sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def save_quantizer(model: RQVAE, path: str | Path) -> str:
+    """Write ``quantizer.pt`` atomically; return the quantizer hash."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = quantizer_hash(model)
+    tmp = path.with_name(f".{path.name}.tmp")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"arch": model.arch, "state_dict": state, "hash": digest}, tmp)
+    os.replace(tmp, path)
+    return digest
+
+
+def load_quantizer(path: str | Path, device: str = "cpu") -> RQVAE:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no trained quantizer; run `lcrec quantize` first")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = RQVAE(blob["arch"])
+    model.load_state_dict(blob["state_dict"])
+    model.to(device).eval()
+    return model
