@@ -17,6 +17,9 @@ STEPS: list[tuple[str, str]] = [
     ("validate", "lcrec.validation.validate:run_validate"),
     ("features", "lcrec.features.store:run_features"),
     ("split", "lcrec.split.leave_one_out:run_split"),
+    ("embed", "lcrec.embed.embed:run_embed"),
+    ("quantize", "lcrec.quantize.quantize:run_quantize"),
+    ("tasks", "lcrec.tasks.tasks:run_tasks"),
 ]
 
 
@@ -51,6 +54,29 @@ def _summary_lines(stats: dict[str, dict]) -> list[str]:
             f"after {spl.get('k_core', 5)}-core + leave-one-out: {spl['users']:,} users, {spl['items']:,} items, "
             f"{spl['interactions']:,} interactions, avg sequence length {spl['avg_sequence_length']}; "
             f"{spl['train_examples']:,} train / {spl['valid_examples']:,} valid / {spl['test_examples']:,} test examples"
+        )
+    emb = stats.get("embed")
+    if emb:
+        lines.append(f"embeddings: {emb['num_items']:,} items x {emb['dim']} dims ({emb.get('encoder', 'encoder')})")
+    idx = stats.get("quantize")
+    if idx:
+        lines.append(
+            f"item index {idx['version']}: collisions {idx['collision_rate_argmin']:.2%} after argmin -> "
+            f"{idx['collision_rate_final']:.0%} after assignment; first-level utilisation {idx['utilisation_a']:.0%}; "
+            f"nearest neighbour shares the first code for {idx['nn_first_code_agreement']:.0%} of items "
+            f"(random codes: {idx['nn_first_code_agreement_random']:.0%})"
+        )
+    tasks = stats.get("tasks")
+    if tasks:
+        families: dict[str, float] = {}
+        for key, value in tasks.items():
+            if key.startswith("train.rows."):
+                family = key.split(".")[2]
+                families[family] = families.get(family, 0) + value
+        mix = ", ".join(f"{f.upper()} {int(n):,}" for f, n in sorted(families.items(), key=lambda kv: -kv[1]))
+        lines.append(
+            f"alignment tasks: {tasks['train_rows']:,} train rows ({mix}); {tasks['valid_rows']:,} valid, "
+            f"{tasks['test_rows']:,} test prompts"
         )
     return lines
 
