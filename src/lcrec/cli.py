@@ -120,6 +120,14 @@ def _train(params: Params, args: argparse.Namespace) -> None:
     _print_json(run_train(params, resume=args.resume))
 
 
+@command("register", "Register the trained model (+ index, metrics, data hash, commit) in MLflow; move @champion "
+         "only if it beats the serving version.")
+def _register(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.tracking.registry import run_register
+
+    _print_json(run_register(params))
+
+
 # --------------------------------------------------------------------------------------------------- utilities
 def _add_params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defaults", action="store_true", help="print a params.yaml holding every default")

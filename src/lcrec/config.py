@@ -34,9 +34,15 @@ def knob(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best at c
 class PathsConfig:
     work_dir: str = knob("work", "Root folder for every step's outputs (DVC tracks them).")
     feature_repo: str = knob("feature_repo", "The Feast repository (feature_store.yaml + definitions).")
+    dirs: dict[str, str] = knob(
+        {}, "Per-step folder overrides, {step: folder} (e.g. dirs.data=/mnt/in/data); a KFP component points each "
+        "step at its artifact folder this way. Absent steps use work_dir/<step>.",
+    )
 
     def step(self, name: str) -> Path:
-        """The output folder of one step, e.g. ``work/data``."""
+        """The folder of one step: ``dirs[name]`` when set, else ``work_dir/name`` (e.g. ``work/data``)."""
+        if self.dirs.get(name):
+            return Path(self.dirs[name])
         return Path(self.work_dir) / name
 
 
@@ -282,6 +288,126 @@ class DecodeConfig:
     sort_by_length: bool = knob(True, "Batch prompts of similar length together (less padding); output order is kept.")
 
 
+@dataclass
+class EvaluateConfig:
+    max_users: int = knob(0, "Test users evaluated (the first N by user id, the same users for every template); 0 = all. "
+                          "Keep CPU runs short with e.g. 50.")
+    templates: list[str] = knob([], "SEQ template ids to evaluate (e.g. seq/0); empty = every SEQ template in "
+                                "test_seq.jsonl (the paper averages over all of them).")
+    ks: list[int] = knob([1, 5, 10], "Cut-offs of HR@k and NDCG@k.")
+    ite: bool = knob(True, "Also score the user-intention task (ITE): the teacher (tasks.teacher) writes an intention "
+                     "about each evaluated test user's test item; the model must write that item's code.")
+    title_items: int = knob(200, "Items whose index -> title generation is scored (exact title match, greedy "
+                            "unconstrained decoding; a seeded sample of the catalogue); 0 = off.")
+    title_max_new_tokens: int = knob(40, "Longest generated title, tokens.")
+    seed: int = knob(2024, "Seed of the item sample for the title check.")
+    device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
+    dtype: str = knob("auto", "Model weights dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16.")
+
+
+@dataclass
+class SasrecConfig:
+    hidden: int = knob(64, "Embedding / hidden size.")
+    blocks: int = knob(2, "Self-attention blocks.")
+    heads: int = knob(2, "Attention heads.")
+    ffn_mult: int = knob(4, "Feed-forward width = ffn_mult x hidden.")
+    dropout: float = knob(0.2, "Dropout on embeddings, attention and feed-forward outputs.")
+    max_len: int = knob(20, "Positions (learned) = the longest history used; histories are capped at 20 by the split.")
+    lr: float = knob(1e-3, "Adam learning rate.")
+    weight_decay: float = knob(0.0, "AdamW weight decay.")
+    batch_size: int = knob(256, "Training windows per step (each window: max_len positions, CE at every one).")
+    epochs: int = knob(60, "Most training epochs (one epoch = every training window once).")
+    patience: int = knob(5, "Stop after this many evaluations without a better valid NDCG@10 (best weights kept).")
+    max_minutes: float = knob(9.0, "Stop training after this many minutes (0 = no limit); the best-on-valid weights are kept.")
+    seed: int = knob(2024, "Seed of initialisation, window offsets and batch order.")
+    device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
+    threads: int = knob(0, "CPU threads torch uses (0 = torch's default).")
+
+
+@dataclass
+class BaselinesConfig:
+    models: list[str] = knob(["popularity", "sasrec"], "Baselines to run: popularity | sasrec.")
+    ks: list[int] = knob([1, 5, 10], "Cut-offs of HR@k and NDCG@k.")
+    sasrec: SasrecConfig = field(default_factory=SasrecConfig)
+
+
+@dataclass
+class AblationConfig:
+    sets: list[str] = knob(
+        ["seq", "seq,mut", "seq,mut,asy", "seq,mut,asy,ite", "seq,mut,asy,ite,per", "seq,mut,asy,ite,per,neg"],
+        "Cumulative task-family sets; each runs tasks -> train -> evaluate in work/ablation/<set>.",
+    )
+    overrides: list[str] = knob([], "Extra KEY=VALUE overrides applied to every ablation run (e.g. train.max_steps=200).")
+    skip_done: bool = knob(True, "Reuse a set's evaluate/metrics.json when it already exists.")
+
+
+@dataclass
+class ServeConfig:
+    model_uri: str = knob("", "The served model version: a serving folder (model/ + index/), an MLflow URI (models:/name@alias, "
+                          "runs:/<id>/serving), or empty = build work/serve from work/train/model + work/index + work/split.")
+    index_dir: str = knob("", "Writable index store the predictor watches (current pointer + versions/); empty = <serving folder>/index.")
+    model_name: str = knob("lcrec", "Model name in the routes (/v1/models/<name>:predict, /v2/models/<name>/infer).")
+    http_port: int = knob(8080, "REST port (bound to 127.0.0.1 here; 0.0.0.0 only inside a container).")
+    grpc_port: int = knob(8081, "gRPC port (v2 open inference protocol).")
+    enable_grpc: bool = knob(False, "Serve the v2 gRPC endpoint too.")
+    host: str = knob("127.0.0.1", "Bind address; keep 127.0.0.1 outside a container.")
+    template: int = knob(0, "Which SEQ template (lcrec.tasks.templates.SEQ) renders the prompt; must be one the model was trained on.")
+    max_history: int = knob(20, "Most recent history items put in the prompt (the split caps training histories at 20).")
+    max_history_input: int = knob(1000, "Longest history a request may send (longer: HTTP 400).")
+    beam_width: int = knob(20, "Beams of the trie-constrained beam search (raised per batch to k + exclusions, up to max_beam).")
+    max_beam: int = knob(128, "Upper bound of the beam width (bounds the work of requests with many exclusions).")
+    default_k: int = knob(10, "Items returned when a request gives no k.")
+    max_k: int = knob(20, "Largest k a request may ask for (larger: HTTP 400).")
+    max_exclude: int = knob(100, "Most exclusions per request (more: HTTP 400).")
+    max_instances: int = knob(64, "Most users per request (more: HTTP 400).")
+    batch_size: int = knob(16, "Uncached users decoded together (requests arriving together share one batch).")
+    batch_wait_ms: float = knob(2.0, "How long the decoder waits for more requests before running a batch.")
+    watch_interval_s: float = knob(0.2, "How often the predictor checks the index store's current pointer.")
+    use_feature_store: bool = knob(True, "Read the top-K cache and user histories from Feast (paths.feature_repo).")
+    cache_ttl_s: float = knob(60.0, "Seconds an in-memory copy of a Feast cache row is trusted before it is re-read.")
+    cache_top_k: int = knob(20, "Items per user the cache-topk batch command stores.")
+    device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
+    dtype: str = knob("float32", "Model weights dtype: float32 | bfloat16 | float16.")
+    kv_mode: str = knob("shared", "Beam-search KV cache mode (see decode.kv_mode).")
+    threads: int = knob(0, "CPU threads torch uses (0 = torch's default).")
+
+
+@dataclass
+class RegisterConfig:
+    model_name: str = knob("lcrec", "MLflow registered model name.")
+    alias: str = knob("champion", "Alias of the serving version; moved to a new version only when it beats the old one.")
+    metric: str = knob("valid.ndcg@10", "Metric (dotted key in the evaluate step's metrics file) that decides promotion.")
+    metrics_file: str = knob("metrics.json", "File in the evaluate folder holding the metrics.")
+    min_improvement: float = knob(0.0, "Promote only when new > champion + this (0: any strict improvement).")
+    log_model_max_mb: int = knob(200, "Model folders up to this size are copied into MLflow; larger ones are "
+                                 "registered by reference (their DVC/object-store location).")
+
+
+@dataclass
+class DeployConfig:
+    target: str = knob("record", "record (write the InferenceService patch as an artifact) | kserve (also apply it "
+                       "to the cluster with the Kubernetes API).")
+    inference_service: str = knob("lcrec", "Name of the KServe InferenceService to update.")
+    namespace: str = knob("kubeflow-user", "Kubernetes namespace of the InferenceService and the training jobs.")
+
+
+@dataclass
+class PipelineConfig:
+    image: str = knob("ghcr.io/lcrec/lcrec:0.1.0-cpu", "Container image of the CPU components (infra/Dockerfile.cpu).")
+    gpu_image: str = knob("ghcr.io/lcrec/lcrec:0.1.0-cuda", "Container image of the GPU components (infra/Dockerfile.cuda).")
+    gpu_steps: list[str] = knob(["quantize", "train", "evaluate"], "Steps that run on the GPU image and request GPUs.")
+    gpus: int = knob(1, "GPUs requested by each GPU step's pod.")
+    gpu_resource: str = knob("nvidia.com/gpu", "Kubernetes resource name of a GPU.")
+    train_nodes: int = knob(1, "Training nodes; nodes x gpus_per_node > 1 makes the train step launch a PyTorchJob.")
+    train_gpus_per_node: int = knob(1, "GPUs per training node in the PyTorchJob.")
+    train_deepspeed: str = knob("configs/deepspeed/ds_zero2.json", "DeepSpeed config the PyTorchJob trains with.")
+    shared_volume: str = knob("lcrec-work", "PersistentVolumeClaim (ReadWriteMany) the PyTorchJob and the train step share.")
+    tracking_uri: str = knob("http://mlflow.lcrec.svc.cluster.local:5000", "MLflow server the cluster components log to.")
+    host: str = knob("http://127.0.0.1:8080", "Kubeflow Pipelines API endpoint for `lcrec pipeline upload`.")
+    schedule: str = knob("0 0 3 * * 0", "Cron (KFP 6-field, seconds first) of the recurring training run: Sundays 03:00.")
+    reindex_schedule: str = knob("0 0 * * * *", "Cron of the recurring re-index run: hourly.")
+
+
 # --------------------------------------------------------------------------------------------------- root
 @dataclass
 class Params:
@@ -298,7 +424,14 @@ class Params:
     tasks: TasksConfig = field(default_factory=TasksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

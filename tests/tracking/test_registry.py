@@ -1,0 +1,140 @@
+"""Registry: versions carry metrics + lineage; @champion moves only to a better version (tmp sqlite MLflow)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lcrec.config import load_params
+from lcrec.tracking.registry import (
+    MetricNotFound,
+    champion,
+    dvc_data_hash,
+    flatten_metrics,
+    hash_folder,
+    promote_if_better,
+    read_metric,
+    register_model,
+    run_register,
+)
+
+
+def _work(tmp: Path, ndcg: float, version: str = "v1") -> Path:
+    work = tmp / "work"
+    (work / "train" / "model").mkdir(parents=True, exist_ok=True)
+    (work / "train" / "model" / "adapter_config.json").write_text('{"r": 8}')
+    (work / "index").mkdir(parents=True, exist_ok=True)
+    (work / "index" / "index.json").write_text('{"1": ["<a_1>", "<b_2>"]}')
+    (work / "index" / "index_meta.json").write_text(json.dumps({"version": version}))
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    (work / "data" / "items.parquet").write_bytes(b"items")
+    (work / "evaluate").mkdir(parents=True, exist_ok=True)
+    (work / "evaluate" / "metrics.json").write_text(json.dumps({"valid": {"ndcg@10": ndcg, "hr@10": 2 * ndcg},
+                                                                "test": {"ndcg@10": ndcg / 2}}))
+    return work
+
+
+def _params(work: Path, *extra: str):
+    return load_params(None, [f"paths.work_dir={work}", "tracking.experiment=reg", *extra])
+
+
+@pytest.fixture
+def client(tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def test_flatten_and_read_metric():
+    m = {"valid": {"ndcg@10": 0.25, "name": "x", "ok": True}, "seconds": 3}
+    assert flatten_metrics(m) == {"valid.ndcg@10": 0.25, "seconds": 3.0}
+    assert read_metric(m, "valid.ndcg@10") == 0.25
+    with pytest.raises(MetricNotFound, match="seconds, valid.ndcg@10"):
+        read_metric(m, "valid.hr@10")
+
+
+def test_data_hash_from_dvc_lock_or_files(tmp_path):
+    data = tmp_path / "work" / "data"
+    data.mkdir(parents=True)
+    (data / "a.parquet").write_bytes(b"1")
+    h1 = hash_folder(data)
+    (data / "a.parquet").write_bytes(b"2")
+    assert hash_folder(data) != h1
+    assert dvc_data_hash(data, tmp_path / "absent.lock") == f"md5:{hash_folder(data)}"
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(f"schema: '2.0'\nstages:\n  ingest:\n    cmd: lcrec ingest\n    outs:\n    - path: {data}\n"
+                    f"      md5: abc123.dir\n")
+    assert dvc_data_hash(data, lock) == "dvc:abc123.dir"
+
+
+def _register(client, tmp_path, ndcg, n):
+    params = _params(_work(tmp_path / f"r{n}", ndcg))
+    run_id = client.create_run(client.create_experiment(f"e{n}")).info.run_id
+    w = Path(params.paths.work_dir)
+    return register_model(params.register, w / "train" / "model", w / "index",
+                          json.loads((w / "evaluate" / "metrics.json").read_text()),
+                          {"lcrec.index_version": f"idx{n}"}, run_id)
+
+
+def test_promote_only_when_better(client, tmp_path):
+    v1 = _register(client, tmp_path, 0.10, 1)
+    d1 = promote_if_better(client, "lcrec", v1["version"], "valid.ndcg@10")
+    assert d1["promoted"] and champion(client, "lcrec", "champion") == v1["version"]
+    assert "no version holds" in d1["reason"]
+
+    v2 = _register(client, tmp_path, 0.08, 2)  # worse: the alias stays
+    d2 = promote_if_better(client, "lcrec", v2["version"], "valid.ndcg@10")
+    assert not d2["promoted"] and champion(client, "lcrec", "champion") == v1["version"]
+    assert d2["previous_value"] == pytest.approx(0.10)
+
+    v3 = _register(client, tmp_path, 0.10, 3)  # equal is not better
+    assert not promote_if_better(client, "lcrec", v3["version"], "valid.ndcg@10")["promoted"]
+
+    v4 = _register(client, tmp_path, 0.12, 4)  # better, but not by the required margin
+    assert not promote_if_better(client, "lcrec", v4["version"], "valid.ndcg@10", min_improvement=0.05)["promoted"]
+    d4 = promote_if_better(client, "lcrec", v4["version"], "valid.ndcg@10")
+    assert d4["promoted"] and champion(client, "lcrec", "champion") == v4["version"]
+    assert client.get_model_version("lcrec", v2["version"]).tags["lcrec.promotion"].startswith("kept")
+
+
+def test_run_register_logs_lineage_and_serving_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("LCREC_GIT_COMMIT", "deadbeef")
+    work = _work(tmp_path, 0.2, version="ver-42")
+    params = _params(work)
+    stats = run_register(params)
+    assert stats["promoted"] and stats["version"] == "1" and stats["value"] == pytest.approx(0.2)
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work}/mlflow.db")
+    mv = client.get_model_version("lcrec", "1")
+    assert mv.tags["lcrec.index_version"] == "ver-42"
+    assert mv.tags["lcrec.git_commit"] == "deadbeef"
+    assert mv.tags["lcrec.data_hash"] == f"md5:{hash_folder(work / 'data')}"
+    assert float(mv.tags["metric.test.ndcg_at_10"]) == pytest.approx(0.1)
+    assert client.get_run(mv.run_id).data.metrics["valid.hr_at_10"] == pytest.approx(0.4)
+    mlflow.set_tracking_uri(f"sqlite:///{work}/mlflow.db")
+    local = Path(mlflow.artifacts.download_artifacts("models:/lcrec@champion", dst_path=str(tmp_path / "dl")))
+    assert (local / "model" / "adapter_config.json").read_text() == '{"r": 8}'
+    assert json.loads((local / "index" / "index_meta.json").read_text())["version"] == "ver-42"
+    assert json.loads((work / "register" / "registered.json").read_text())["champion"] == "1"
+
+    # a worse retrain registers a second version but leaves @champion where it was
+    (work / "evaluate" / "metrics.json").write_text(json.dumps({"valid": {"ndcg@10": 0.1}}))
+    stats2 = run_register(params)
+    assert stats2["version"] == "2" and not stats2["promoted"]
+    assert str(client.get_model_version_by_alias("lcrec", "champion").version) == "1"
+
+
+def test_run_register_without_evaluation_says_what_to_do(tmp_path):
+    work = _work(tmp_path, 0.2)
+    (work / "evaluate" / "metrics.json").unlink()
+    with pytest.raises(FileNotFoundError, match="lcrec evaluate"):
+        run_register(_params(work))
+    (work / "evaluate" / "metrics.json").write_text('{"valid": {"hr@10": 0.3}}')
+    with pytest.raises(MetricNotFound, match="valid.hr@10"):
+        run_register(_params(work))
