@@ -93,6 +93,39 @@ def _index_add(params: Params, args: argparse.Namespace) -> None:
     _print_json(run_index_add(params, args.items))
 
 
+# --------------------------------------------------------------------------------------------------- serving
+@command("serve", "Run the KServe predictor (v1 + v2 REST) for serve.model_uri on serve.host:serve.http_port.")
+def _serve(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.serve.server import run_serve
+
+    run_serve(params)
+
+
+def _add_cache_topk_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--users", default=None, help="parquet/csv of users (user_id [, items]); default: work/split/sequences.parquet")
+
+
+@command("cache-topk", "Precompute every user's top-K with the served model and push it to the Feast online store.",
+         _add_cache_topk_args)
+def _cache_topk(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.serve.cache import run_cache_topk
+
+    _print_json(run_cache_topk(params, args.users))
+
+
+def _add_reindex_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--items", default=None, help="new items (parquet/jsonl/csv: item_id, title, text, ...); default: index_add.items")
+    p.add_argument("--embeddings", default=None, help=".npy with one embedding row per new item (skips the encoder)")
+
+
+@command("reindex", "Add new items to the served index store (new version, atomic); running predictors pick it up.",
+         _add_reindex_args)
+def _reindex(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.serve.reindex import run_reindex
+
+    _print_json(run_reindex(params, args.items, args.embeddings))
+
+
 @command("tasks", "Build the alignment-tuning instruction datasets (SEQ, MUT, ASY, ITE, PER, NEG).")
 def _tasks(params: Params, args: argparse.Namespace) -> int:
     from lcrec.tasks.tasks import run_tasks
@@ -126,6 +159,29 @@ def _register(params: Params, args: argparse.Namespace) -> None:
     from lcrec.tracking.registry import run_register
 
     _print_json(run_register(params))
+
+
+@command("evaluate", "Score the trained model: SEQ ranking per template (HR/NDCG), ITE, index->title; metrics.json + plot.")
+def _evaluate(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.evaluate.evaluate import run_evaluate
+
+    _print_json(run_evaluate(params))
+
+
+@command("baselines", "Popularity and SASRec (full-softmax CE) on the same split and protocol; work/baselines/metrics.json.")
+def _baselines(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.baselines.baselines import run_baselines
+
+    results = run_baselines(params)
+    _print_json({k: {s: v[s] for s in ("valid", "test") if s in v} if isinstance(v, dict) and "test" in v else v
+                 for k, v in results.items()})
+
+
+@command("ablation", "tasks -> train -> evaluate for cumulative task-family sets; writes work/ablation/ablation.md.")
+def _ablation(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.evaluate.ablation import run_ablation
+
+    _print_json(run_ablation(params))
 
 
 # --------------------------------------------------------------------------------------------------- utilities

@@ -1,0 +1,1 @@
+"""Online inference: the KServe predictor, top-K cache and live re-index."""

@@ -1,0 +1,182 @@
+"""A served model version: the tuned model + tokenizer (fixed for the life of the process) and an index state
+(index version, trie, titles) that the live re-index replaces.
+
+Serving folder layout (``build_serving_folder`` writes it; ``serve.model_uri`` points at it or at an MLflow URI
+holding it)::
+
+    model/                  the ``lcrec train`` model folder (adapter or full weights, tokenizer, lcrec_model.json)
+    index/                  the index store (see lcrec.serve.index_store): current + versions/<v>/
+    serving.json            model_version id, SEQ template, max history
+
+The prompt is the SEQ prompt the model was trained on: :data:`lcrec.tasks.templates.SEQ` wording number
+``template`` with ``{history}`` = the codes of the last ``max_history`` items joined with ", ", framed by
+:func:`lcrec.tasks.templates.render_prompt`, tokenised with special tokens as the training collator does.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lcrec.decode.trie import CodeTrie
+from lcrec.quantize.index_file import read_index
+from lcrec.serve import index_store
+from lcrec.tasks.templates import SEQ, render_prompt
+
+log = logging.getLogger(__name__)
+
+SERVING_JSON = "serving.json"
+MODEL_SUBDIR = "model"
+INDEX_SUBDIR = "index"
+
+
+def seq_prompt(history_codes: list[str], template: int = 0) -> str:
+    """The SEQ prompt for a history given as code strings (oldest first), exactly as in training."""
+    if not 0 <= template < len(SEQ):
+        raise ValueError(f"serve.template={template} is not a SEQ template; choose 0..{len(SEQ) - 1}")
+    return render_prompt(SEQ[template].instruction.format(history=", ".join(history_codes)))
+
+
+@dataclass
+class IndexState:
+    """One index version as the predictor serves it. Never mutated after it is built (a swap replaces it)."""
+
+    version: str
+    folder: Path
+    trie: CodeTrie
+    codes: dict[str, str]  # item_id -> code string "<a_1><b_2>..."
+    titles: dict[str, str]
+    unservable: list[str] = field(default_factory=list)  # items whose code tokens the tokenizer lacks
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.codes
+
+
+def load_index_state(folder: str | Path, tokenizer: Any, previous: IndexState | None = None) -> IndexState:
+    """Read one index version folder and build its trie. With ``previous`` (an older version of the same
+    lineage) the previous trie is copied and only the new items are added."""
+    folder = Path(folder)
+    index = read_index(folder)
+    vocab = tokenizer.get_vocab()
+    tokens = [[f"<{chr(ord('a') + lvl)}_{int(c)}>" for lvl, c in enumerate(row)] for row in index.codes.tolist()]
+    codes = {item_id: "".join(toks) for item_id, toks in zip(index.item_ids, tokens, strict=True)}
+    trie: CodeTrie | None = None
+    if (previous is not None and previous.trie.depth == index.num_levels
+            and all(codes.get(i) == c for i, c in previous.codes.items())):  # same lineage: only adds
+        state = {k: v for k, v in previous.trie.__dict__.items() if k != "_tensor_cache"}
+        trie = CodeTrie.__new__(CodeTrie)
+        trie.__dict__.update(copy.deepcopy(state))
+        trie._tensor_cache = {}
+    trie = trie or CodeTrie(index.num_levels)
+    unservable = []
+    for item_id, toks in zip(index.item_ids, tokens, strict=True):
+        if item_id in trie:
+            continue
+        ids = [vocab.get(t) for t in toks]
+        if any(i is None for i in ids):
+            unservable.append(item_id)
+            continue
+        trie.add(item_id, ids)
+    if unservable:
+        log.warning(
+            "%d item(s) of index %s use code tokens the model's tokenizer lacks (e.g. %s) and cannot be "
+            "recommended; retrain with every codebook token added", len(unservable), folder, unservable[:3]
+        )
+    titles = index_store.read_titles(folder)
+    return IndexState(index.version or folder.name, folder, trie, codes, titles, unservable)
+
+
+@dataclass
+class ServedModel:
+    """The tuned model and its tokenizer, plus how prompts are built."""
+
+    model: Any
+    tokenizer: Any
+    model_version: str
+    template: int = 0
+    max_history: int = 20
+
+    def prompt_ids(self, history_codes: list[str]) -> list[int]:
+        shown = history_codes[-self.max_history:] if self.max_history > 0 else history_codes
+        return self.tokenizer(seq_prompt(shown, self.template), add_special_tokens=True)["input_ids"]
+
+
+def model_version_id(model_dir: Path) -> str:
+    """A content id of a model folder (sha256 over its files' names and bytes)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(model_dir).rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(model_dir)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return "m-" + h.hexdigest()[:16]
+
+
+def build_serving_folder(model_dir: str | Path, index_dir: str | Path, items: pd.DataFrame | None,
+                         out_dir: str | Path, template: int = 0, max_history: int = 20) -> dict[str, Any]:
+    """Assemble a serving folder from a ``lcrec train`` model folder, a ``lcrec quantize`` index folder and the
+    catalogue (item_id, title). An existing index store in ``out_dir/index`` is kept (it may hold re-indexed
+    versions)."""
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not (model_dir / "lcrec_model.json").exists():
+        raise FileNotFoundError(f"{model_dir}: not a trained model folder (no lcrec_model.json); run `lcrec train` first")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    version = model_version_id(model_dir)
+    target = out_dir / MODEL_SUBDIR
+    meta_path = out_dir / SERVING_JSON
+    old = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    if old.get("model_version") != version or not target.exists():
+        tmp = out_dir / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(model_dir, tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    store = index_store.init_store(out_dir / INDEX_SUBDIR, index_dir, items)
+    meta = {"model_version": version, "template": template, "max_history": max_history}
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return {**meta, "index_version": store["version"], "folder": str(out_dir)}
+
+
+def resolve_model_uri(uri: str, download_dir: str | Path) -> Path:
+    """A local serving folder for ``uri``: a local path as is; ``models:/...`` or ``runs:/...`` downloaded
+    from MLflow (the tracking URI comes from MLFLOW_TRACKING_URI) into ``download_dir``."""
+    if uri.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
+        import mlflow
+
+        dst = Path(download_dir)
+        dst.mkdir(parents=True, exist_ok=True)
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+        return local
+    path = Path(uri)
+    if not (path / MODEL_SUBDIR).exists():
+        raise FileNotFoundError(
+            f"{path} is not a serving folder (no {MODEL_SUBDIR}/ inside); build one with `lcrec serve` defaults "
+            "or pass models:/<name>@<alias>"
+        )
+    return path
+
+
+def load_served_model(folder: str | Path, device: str = "cpu", dtype: str = "float32") -> ServedModel:
+    """Load ``folder/model`` (LoRA adapters merged for speed) and the serving settings."""
+    import torch
+
+    from lcrec.model.trained import load_trained
+
+    folder = Path(folder)
+    meta_path = folder / SERVING_JSON
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
+    if torch_dtype is None:
+        raise ValueError(f"serve.dtype={dtype!r} is not one of float32, bfloat16, float16")
+    model, tok = load_trained(folder / MODEL_SUBDIR, dtype=torch_dtype, merge=True)
+    model = model.to(device).eval()
+    version = meta.get("model_version") or model_version_id(folder / MODEL_SUBDIR)
+    return ServedModel(model, tok, version, int(meta.get("template", 0)), int(meta.get("max_history", 20)))

@@ -1,0 +1,253 @@
+"""The KServe predictor: ``LcrecPredictor`` (a ``kserve.Model``) answering v1 and v2 requests.
+
+Per request the predictor takes one reference to the current :class:`~lcrec.serve.model_version.IndexState`
+and uses only it, so a request that started before a re-index finishes on the old trie, titles and version
+while new requests see the new one (the swap replaces that single reference).
+
+For each user: the history (from the request, or the user's stored history in Feast) -> the cache (answer when
+history hash and index version match) -> otherwise the SEQ prompt goes to the decode batcher, which runs the
+trie-constrained beam search for the requests that arrived together in one batch, in a worker thread so the
+event loop keeps answering cached requests meanwhile.
+
+Index swaps: a watcher thread polls the index store's ``current`` pointer every ``serve.watch_interval_s``;
+on a change it loads the new version and builds its trie (copying the old trie and adding the new items) off
+the request path, then swaps the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import kserve
+from kserve import InferOutput, InferRequest, InferResponse
+from kserve.errors import InvalidInput
+
+from lcrec.config import ServeConfig
+from lcrec.features.frames import history_hash
+from lcrec.serve import index_store
+from lcrec.serve.cache import CacheEntry, TopKCache, cache_answer, shown_history
+from lcrec.serve.model_version import IndexState, ServedModel, load_index_state, load_served_model
+from lcrec.serve.request import Query, check_known, parse_v1, parse_v2
+
+log = logging.getLogger(__name__)
+
+
+class DecodeBatcher:
+    """Collects uncached users from concurrent requests and decodes them in batches, one batch at a time."""
+
+    def __init__(self, served: ServedModel, cfg: ServeConfig):
+        self.served = served
+        self.cfg = cfg
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lcrec-decode")
+        self.batches = 0
+
+    def _ensure_worker(self) -> asyncio.Queue:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._task is None or self._task.done():
+            self._loop = loop
+            self._queue = asyncio.Queue()
+            self._task = loop.create_task(self._worker())
+        return self._queue
+
+    async def submit(self, state: IndexState, prompt: list[int], beam: int) -> list[tuple[str, float]]:
+        queue = self._ensure_worker()
+        fut = asyncio.get_running_loop().create_future()
+        await queue.put((state, prompt, beam, fut))
+        return await fut
+
+    async def _worker(self) -> None:
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            if self.cfg.batch_wait_ms > 0:
+                await asyncio.sleep(self.cfg.batch_wait_ms / 1000)
+            while len(batch) < self.cfg.batch_size and not queue.empty():
+                batch.append(queue.get_nowait())
+            groups: dict[int, list] = {}
+            for job in batch:
+                groups.setdefault(id(job[0]), []).append(job)
+            for jobs in groups.values():
+                live = [j for j in jobs if not j[3].done()]
+                if not live:
+                    continue
+                try:
+                    results = await asyncio.get_running_loop().run_in_executor(self._pool, self._decode, live)
+                except Exception as err:  # noqa: BLE001 - handed to every waiting request
+                    for j in live:
+                        if not j[3].done():
+                            j[3].set_exception(err)
+                    continue
+                for j, res in zip(live, results, strict=True):
+                    if not j[3].done():
+                        j[3].set_result(res)
+
+    def _decode(self, jobs: list) -> list[list[tuple[str, float]]]:
+        from lcrec.decode.beam_search import trie_beam_search
+
+        state = jobs[0][0]
+        beam = max(j[2] for j in jobs)
+        result = trie_beam_search(self.served.model, state.trie, [j[1] for j in jobs], beam_width=beam, top_k=beam,
+                                  batch_size=len(jobs), kv_mode=self.cfg.kv_mode)
+        self.batches += 1
+        return [[(i, r.score) for r in recs for i in r.items] for recs in result.recommendations]
+
+
+class LcrecPredictor(kserve.Model):
+    """Top-k items per user from the tuned LLM, constrained to the served index, with a top-K cache."""
+
+    def __init__(self, name: str, cfg: ServeConfig, folder: str | Path, index_root: str | Path,
+                 feature_repo: str | Path | None = None):
+        super().__init__(name)
+        self.cfg = cfg
+        self.folder = Path(folder)
+        self.index_root = Path(index_root)
+        self.feature_repo = Path(feature_repo) if feature_repo else None
+        self.served: ServedModel | None = None
+        self.state: IndexState | None = None
+        self.cache = TopKCache(None, cfg.cache_ttl_s)
+        self.batcher: DecodeBatcher | None = None
+        self._feast_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lcrec-feast")
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.swaps: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------------------------------- loading
+    def load(self) -> bool:
+        import torch
+
+        from lcrec.model.device import resolve_device
+
+        if self.cfg.threads > 0:
+            torch.set_num_threads(self.cfg.threads)
+        device = resolve_device(self.cfg.device)
+        self.served = load_served_model(self.folder, device=device, dtype=self.cfg.dtype)
+        self.served.max_history = self.cfg.max_history
+        self.served.template = self.cfg.template
+        self.state = load_index_state(index_store.current_dir(self.index_root), self.served.tokenizer)
+        self.batcher = DecodeBatcher(self.served, self.cfg)
+        if self.cfg.use_feature_store and self.feature_repo is not None:
+            from lcrec.features.store import open_store
+
+            self.cache.store = open_store(self.feature_repo)
+        self._watcher = threading.Thread(target=self._watch, name="lcrec-index-watch", daemon=True)
+        self._watcher.start()
+        self.ready = True
+        log.info("lcrec predictor ready: model %s, index %s (%d items)", self.served.model_version,
+                 self.state.version, len(self.state.codes))
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check_index(self) -> bool:
+        """Swap to the index store's current version if it changed; True when a swap happened."""
+        version = index_store.read_current(self.index_root)
+        if self.state is not None and version == self.state.version:
+            return False
+        t0 = time.perf_counter()
+        new = load_index_state(self.index_root / index_store.VERSIONS / version, self.served.tokenizer,
+                               previous=self.state)
+        new.trie.to_tensors(next(self.served.model.parameters()).device)  # warm the tensor cache off the request path
+        old = self.state
+        self.state = new  # the swap: one reference; requests holding `old` finish on it
+        info = {"from": old.version if old else None, "to": new.version, "items": len(new.codes),
+                "added": len(new.codes) - (len(old.codes) if old else 0), "seconds": time.perf_counter() - t0,
+                "at": time.time()}
+        self.swaps.append(info)
+        log.info("index swapped %s -> %s (+%d items) in %.3f s", info["from"], info["to"], info["added"], info["seconds"])
+        return True
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.cfg.watch_interval_s):
+            try:
+                self.check_index()
+            except Exception:  # noqa: BLE001 - keep serving the old version, retry next tick
+                log.exception("could not load the new index version; still serving %s",
+                              self.state.version if self.state else None)
+
+    # ------------------------------------------------------------------------------------------- inference
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None,
+                      response_headers: dict[str, str] | None = None) -> Any:
+        state = self.state  # one reference for the whole request
+        if isinstance(payload, InferRequest):
+            queries = parse_v2(payload.inputs, self.cfg)
+            results = await self.recommend(queries, state)
+            rows = [json.dumps(r) for r in results]
+            outputs = [
+                InferOutput(name="recommendations", shape=[len(rows)], datatype="BYTES", data=rows),
+                InferOutput(name="model_version", shape=[1], datatype="BYTES", data=[self.served.model_version]),
+                InferOutput(name="index_version", shape=[1], datatype="BYTES", data=[state.version]),
+            ]
+            return InferResponse(model_name=self.name, infer_outputs=outputs,
+                                 response_id=payload.id or str(uuid.uuid4()))
+        queries = parse_v1(payload, self.cfg)
+        results = await self.recommend(queries, state)
+        return {"predictions": results, "model_version": self.served.model_version, "index_version": state.version}
+
+    async def recommend(self, queries: list[Query], state: IndexState) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        need = []
+        for q in queries:
+            if q.user_id is None:
+                continue
+            if not self.cache.cached_entry(q.user_id)[0] or (q.history is None and not self.cache.cached_history(q.user_id)[0]):
+                need.append(q.user_id)
+        if need and self.cache.store is not None:
+            want_history = any(q.history is None for q in queries)
+            await loop.run_in_executor(self._feast_pool, self.cache.fetch, list(dict.fromkeys(need)), want_history)
+
+        plans = []
+        for n, q in enumerate(queries):
+            where = f"instance {n}"
+            if q.history is None:
+                _, stored = self.cache.cached_history(q.user_id)
+                if not stored:
+                    raise InvalidInput(
+                        f"{where}: user {q.user_id!r} has no stored history"
+                        + ("" if self.cache.store is not None else " (the feature store is off)")
+                        + "; send the user's history (a list of item ids, oldest first)"
+                    )
+                history = [i for i in stored if i in state]
+                if not history:
+                    raise InvalidInput(f"{where}: none of user {q.user_id!r}'s stored items are in the served index; "
+                                       "send a history of catalogue items")
+            else:
+                check_known(q, state, where)
+                history = list(q.history)
+            shown = shown_history(history, self.served.max_history)
+            plans.append((q, shown, history_hash(shown)))
+
+        async def one(q: Query, shown: list[str], hh: str) -> dict[str, Any]:
+            source = "cache"
+            pairs = None
+            if q.user_id is not None:
+                pairs = cache_answer(self.cache.cached_entry(q.user_id)[1], hh, state.version, q.k, q.exclude)
+            if pairs is None:
+                source = "decode"
+                excluded = sum(1 for i in q.exclude if i in state)
+                beam = min(self.cfg.max_beam, max(self.cfg.beam_width, q.k + excluded))
+                prompt = self.served.prompt_ids([state.codes[i] for i in shown])
+                ranked = await self.batcher.submit(state, prompt, beam)
+                if q.user_id is not None:
+                    self.cache.remember(q.user_id, CacheEntry(tuple(i for i, _ in ranked), tuple(s for _, s in ranked),
+                                                              state.version, hh))
+                pairs = [(i, s) for i, s in ranked if i not in q.exclude][: q.k]
+            return {
+                "user_id": q.user_id,
+                "items": [{"item_id": i, "score": float(s), "title": state.titles.get(i, "")} for i, s in pairs],
+                "source": source,
+                "index_version": state.version,
+            }
+
+        return list(await asyncio.gather(*(one(*p) for p in plans)))
