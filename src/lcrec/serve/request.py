@@ -126,7 +126,7 @@ def _v2_list_cell(value: Any, where: str) -> list[Any] | None:
     text = value.strip()
     if not text:
         return None
-    if text.startswith("["):
+    if text.startswith(("[", "{", "\"")):
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError as err:
