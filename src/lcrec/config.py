@@ -209,6 +209,11 @@ class QuantizeConfig:
         [], "Encoder MLP widths between input and latent (decoder mirrors them); empty = halve the input width "
         "while >= 2 * code_dim (LC-Rec, 4096-d input: 2048,1024,512,256,128,64).",
     )
+    standardize: bool = knob(
+        True, "Z-score each input dimension (catalogue mean/std, stored in the quantizer) before the encoder. LC-Rec "
+        "feeds raw LLaMA vectors; small unit-norm sentence vectors otherwise make reconstruction negligible next to "
+        "the commitment loss and the codebooks collapse.",
+    )
     dropout: float = knob(0.0, "Dropout before each MLP layer (LC-Rec: 0).")
     batch_norm: bool = knob(False, "BatchNorm between MLP layers (LC-Rec's run.sh meant False but, a type=bool bug, trained with it on).")
     beta: float = knob(0.25, "Commitment weight beta in codebook + beta * commitment.")

@@ -143,6 +143,13 @@ class OccupiedCodes:
     def add(self, keys: np.ndarray) -> None:
         self.extra = np.unique(np.concatenate([self.extra, np.asarray(keys, dtype=np.int64)]))
 
+    def count_ranges(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Vectorised: for each i, how many keys k with lo[i] <= k < hi[i]."""
+        n = np.zeros(len(lo), dtype=np.int64)
+        for arr in (self.base, self.extra):
+            n += np.searchsorted(arr, hi) - np.searchsorted(arr, lo)
+        return n
+
     def count_range(self, lo: int, hi: int) -> int:
         """How many keys k with lo <= k < hi."""
         n = 0
@@ -160,86 +167,97 @@ class OccupiedCodes:
 
 
 # --------------------------------------------------------------------------------------------------- placement
-def _nearest_free_rounds(
-    z_last: np.ndarray, prefix_keys: np.ndarray, book: np.ndarray, occupied: OccupiedCodes
-) -> np.ndarray:
-    """Last-level code for each row: the nearest code whose full key is free (-1 where the prefix is full)."""
-    k = book.shape[0]
-    n = len(z_last)
-    result = np.full(n, -1, dtype=np.int64)
-    if n == 0:
-        return result
-    ranked = np.empty((n, k), dtype=np.int32 if k > 65535 else np.uint16)
-    for i in range(0, n, CHUNK):
-        ranked[i : i + CHUNK] = np.argsort(level_distances(z_last[i : i + CHUNK], book), axis=1, kind="stable")
-    pending = np.arange(n)
-    for rank in range(k):
-        if len(pending) == 0:
-            break
-        cand = ranked[pending, rank].astype(np.int64)
-        keys = prefix_keys[pending] * k + cand
-        free = ~occupied.contains(keys)
-        rows, cand, keys = pending[free], cand[free], keys[free]
-        if len(rows):
-            diff = z_last[rows] - book[cand]
-            dist = np.einsum("ij,ij->i", diff, diff)
-            order = np.lexsort((rows, dist, keys))
-            first = np.ones(len(order), dtype=bool)
-            first[1:] = keys[order][1:] != keys[order][:-1]
-            win = order[first]
-            result[rows[win]] = cand[win]
-            occupied.add(keys[win])
-        pending = pending[result[pending] < 0]
-    return result
+def _rank_within(groups: np.ndarray, dist: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order by (group, dist, row) and each element's rank inside its group (0 = nearest)."""
+    order = np.lexsort((rows, dist, groups))
+    g = groups[order]
+    start = np.ones(len(g), dtype=bool)
+    start[1:] = g[1:] != g[:-1]
+    first = np.maximum.accumulate(np.where(start, np.arange(len(g)), 0))
+    return order, np.arange(len(g)) - first
 
 
-def _dfs_place(r: np.ndarray, prefix: list[int], level: int, codebooks: np.ndarray, occupied: OccupiedCodes):
-    """Depth-first search, nearest codes first, for a free full code under ``prefix`` (None if full)."""
+def _descend(z: np.ndarray, codes: np.ndarray, rows: np.ndarray, start: int, codebooks: np.ndarray,
+             occupied: OccupiedCodes) -> None:
+    """Re-choose levels start..H-1 of ``rows`` (prefix codes[:, :start] kept), in place.
+
+    Level by level, every item proposes its codes nearest first (round r: its r-th nearest); a proposal is
+    accepted while the child subtree still has free slots (occupied codes and this batch's claims counted),
+    nearest items first. The caller guarantees each start prefix has room for the items it sends, so every
+    item finds a child with room at every level and the loop ends within K rounds per level.
+    """
     num_levels, k = codebooks.shape[0], codebooks.shape[1]
-    span = k ** (num_levels - level - 1)
-    d = level_distances(r[None, :], codebooks[level])[0]
-    for c in np.argsort(d, kind="stable"):
-        child = [*prefix, int(c)]
-        if occupied.count_under(tuple(child)) >= span:
-            continue
-        if level == num_levels - 1:
-            return child
-        found = _dfs_place(r - codebooks[level][c], child, level + 1, codebooks, occupied)
-        if found is not None:
-            return found
-    return None
+    r = residual_at(z[rows], codes[rows], codebooks, start)
+    for level in range(start, num_levels):
+        n = len(rows)
+        span = k ** (num_levels - level - 1)  # full codes under one child
+        prefix = code_keys(codes[rows, :level], k)
+        ranked = np.empty((n, k), dtype=np.uint16 if k <= 65535 else np.int32)
+        for i in range(0, n, CHUNK):
+            ranked[i : i + CHUNK] = np.argsort(level_distances(r[i : i + CHUNK], codebooks[level]), axis=1, kind="stable")
+        chosen = np.full(n, -1, dtype=np.int64)
+        claimed_keys, claimed_counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pending = np.arange(n)
+        for rank in range(k):
+            if len(pending) == 0:
+                break
+            cand = ranked[pending, rank].astype(np.int64)
+            child = prefix[pending] * k + cand
+            free = span - occupied.count_ranges(child * span, (child + 1) * span)
+            if len(claimed_keys):
+                pos = np.clip(np.searchsorted(claimed_keys, child), 0, len(claimed_keys) - 1)
+                free -= np.where(claimed_keys[pos] == child, claimed_counts[pos], 0)
+            ok = free > 0
+            p_rows, p_cand, p_child, p_free = pending[ok], cand[ok], child[ok], free[ok]
+            if len(p_rows):
+                diff = r[p_rows] - codebooks[level][p_cand]
+                order, within = _rank_within(p_child, np.einsum("ij,ij->i", diff, diff), p_rows)
+                acc = order[within < p_free[order]]
+                chosen[p_rows[acc]] = p_cand[acc]
+                keys, counts = np.unique(p_child[acc], return_counts=True)
+                merged = np.concatenate([claimed_keys, keys])
+                claimed_keys, inv = np.unique(merged, return_inverse=True)
+                claimed_counts = np.bincount(inv, weights=np.concatenate([claimed_counts, counts]),
+                                             minlength=len(claimed_keys)).astype(np.int64)
+            pending = pending[chosen[pending] < 0]
+        if len(pending):  # pragma: no cover - the capacity accounting rules this out
+            raise CapacityError(f"{len(pending)} items found no free code at level {level}; this is a bug")
+        codes[rows, level] = chosen
+        r -= codebooks[level][chosen]
+    occupied.add(code_keys(codes[rows], k))
 
 
 def place_items(z: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, occupied: OccupiedCodes) -> tuple[np.ndarray, int]:
-    """Give every row a full code not in ``occupied`` (and distinct from each other), keeping its prefix
-    codes[:, :H-1] when that prefix has room; the chosen keys are added to ``occupied``.
+    """Give every row a full code not in ``occupied`` (and distinct from each other); the chosen keys are added
+    to ``occupied``. Rows keep their prefix codes[:, :H-1] when it has room and take the nearest free last
+    code; rows whose prefix is full move up one level at a time (keeping codes[:, :L] and re-choosing the
+    rest) until a prefix with room is found; the empty prefix always has room after the capacity check.
 
-    Returns (new codes (n, H), how many rows had to leave their prefix).
+    Returns (new codes (n, H), how many rows had to leave their (H-1)-level prefix).
     """
     num_levels, k = codebooks.shape[0], codebooks.shape[1]
     check_capacity(len(occupied) + len(z), num_levels, k)
     codes = np.array(codes, dtype=np.int64, copy=True)
-    if len(z) == 0:
-        return codes, 0
-    last = num_levels - 1
-    r_last = residual_at(z, codes, codebooks, last)
-    prefix_keys = code_keys(codes[:, :last], k)
-    chosen = _nearest_free_rounds(r_last, prefix_keys, codebooks[last], occupied)
-    codes[:, last] = np.where(chosen >= 0, chosen, codes[:, last])
-    stuck = np.flatnonzero(chosen < 0)
-    for row in stuck:
-        for level in range(last - 1, -1, -1):
-            prefix = [int(c) for c in codes[row, :level]]
-            if occupied.count_under(tuple(prefix)) < k ** (num_levels - level):
-                r = residual_at(z[row : row + 1], codes[row : row + 1], codebooks, level)[0]
-                found = _dfs_place(r, prefix, level, codebooks, occupied)
-                if found is not None:
-                    codes[row] = found
-                    occupied.add(code_keys(np.asarray([found]), k))
-                    break
-        else:  # pragma: no cover - excluded by check_capacity
-            raise CapacityError("no free code left; this cannot happen when the capacity check passed")
-    return codes, len(stuck)
+    pending = np.arange(len(z))
+    left = 0
+    for start in range(num_levels - 1, -1, -1):
+        if len(pending) == 0:
+            break
+        prefix = code_keys(codes[pending, :start], k)
+        span = k ** (num_levels - start)
+        room = span - occupied.count_ranges(prefix * span, (prefix + 1) * span)
+        d_own = np.zeros(len(pending))
+        order, within = _rank_within(prefix, d_own, pending)
+        admit = np.zeros(len(pending), dtype=bool)
+        admit[order[within < room[order]]] = True
+        if admit.any():
+            _descend(z, codes, pending[admit], start, codebooks, occupied)
+            if start < num_levels - 1:
+                left += int(admit.sum())
+        pending = pending[~admit]
+    if len(pending):  # pragma: no cover - excluded by check_capacity
+        raise CapacityError("no free code left; this cannot happen when the capacity check passed")
+    return codes, left
 
 
 # --------------------------------------------------------------------------------------------------- full run

@@ -54,8 +54,13 @@ def do_quantize(
     out_dir: str | Path,
     embed_meta: dict[str, Any] | None = None,
     progress: bool = True,
+    nn_sample: int | None = None,
 ) -> dict[str, Any]:
-    """Train the RQ-VAE, assign collision-free codes, write the index files; return flat statistics."""
+    """Train the RQ-VAE, assign collision-free codes, write the index files; return flat statistics.
+
+    ``nn_sample``: items whose nearest neighbour is searched for the meaningfulness score (None = up to 2000,
+    fewer for huge catalogues so the exact search stays within ~1e10 multiply-adds; 0 = skip).
+    """
     from lcrec.model.device import resolve_device
     from lcrec.quantize.assign import assign_codes, check_capacity
     from lcrec.quantize.index_file import CodeIndex, write_index
@@ -80,7 +85,9 @@ def do_quantize(
     extra = {"params": asdict(cfg), "embed": embed_meta or {}, "device": device}
     meta = write_index(out_dir, CodeIndex(list(item_ids), codes, cfg.codebook_size), qhash, parent=None, extra=extra)
     recon = reconstruction_mse(model, np.asarray(emb, np.float32), codes)
-    report = build_report(codes, cfg.codebook_size, emb, astats, recon, seed=cfg.seed)
+    if nn_sample is None:
+        nn_sample = int(min(2000, max(100, 1e10 // max(emb.shape[0] * emb.shape[1], 1))))
+    report = build_report(codes, cfg.codebook_size, emb if nn_sample else None, astats, recon, nn_sample, cfg.seed)
     report["training"] = {k: v for k, v in history.items() if not isinstance(v, list)}
     report["training"]["final_loss"] = history["loss"][-1] if history["loss"] else None
     report["version"] = meta["version"]

@@ -91,6 +91,12 @@ class RQVAE(nn.Module):
         self.decoder = build_mlp(widths[::-1], arch["dropout"], arch["batch_norm"])
         h, k, d = arch["num_levels"], arch["codebook_size"], arch["code_dim"]
         self.codebooks = nn.Parameter(torch.empty(h, k, d).uniform_(-1.0 / k, 1.0 / k))
+        self.register_buffer("in_mean", torch.zeros(arch["in_dim"]))
+        self.register_buffer("in_std", torch.ones(arch["in_dim"]))
+
+    def standardize(self, x):
+        """The model's input space: embeddings z-scored per dimension with the training catalogue's statistics."""
+        return (x - self.in_mean) / self.in_std
 
     def quantize(self, z, use_sinkhorn: bool = False):
         """Residual quantisation of latents z -> (z_q with straight-through gradient, loss, codes (n, H))."""
@@ -114,7 +120,8 @@ class RQVAE(nn.Module):
         return z_q, loss, torch.stack(codes, dim=1)
 
     def forward(self, x, use_sinkhorn: bool = False):
-        z = self.encoder(x)
+        """Raw embeddings in; the reconstruction is of ``standardize(x)``."""
+        z = self.encoder(self.standardize(x))
         z_q, qloss, codes = self.quantize(z, use_sinkhorn)
         return self.decoder(z_q), qloss, codes
 
@@ -130,7 +137,7 @@ class RQVAE(nn.Module):
         with torch.no_grad():
             for i in range(0, len(x), batch_size):
                 chunk = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32)).to(dev)
-                out.append(self.encoder(chunk).float().cpu().numpy())
+                out.append(self.encoder(self.standardize(chunk)).float().cpu().numpy())
         self.train(was_training)
         return np.concatenate(out) if out else np.zeros((0, self.arch["code_dim"]), np.float32)
 
@@ -140,7 +147,7 @@ class RQVAE(nn.Module):
         with torch.no_grad():
             idx = torch.from_numpy(np.asarray(codes, dtype=np.int64)).to(self.codebooks.device)
             z_q = sum(self.codebooks[level][idx[:, level]] for level in range(self.arch["num_levels"]))
-            return self.decoder(z_q).float().cpu().numpy()
+            return (self.decoder(z_q) * self.in_std + self.in_mean).float().cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------------- training
@@ -161,7 +168,7 @@ def kmeans_init(model: RQVAE, x, cfg: QuantizeConfig, generator) -> None:
     sample = x if take is None else x[take.to(x.device)]
     with torch.no_grad():
         model.eval()
-        residual = model.encoder(sample)
+        residual = model.encoder(model.standardize(sample))
         model.train()
         for level in range(cfg.num_levels):
             centres = kmeans(residual, cfg.codebook_size, cfg.kmeans_iters, generator)
@@ -204,6 +211,9 @@ def _train(emb: np.ndarray, cfg: QuantizeConfig, device: str, progress: bool):
         data = data[rows]
     x = torch.from_numpy(np.ascontiguousarray(data)).to(device)
     model = make_rqvae(data.shape[1], cfg).to(device)
+    if cfg.standardize:
+        model.in_mean.copy_(x.mean(0))
+        model.in_std.copy_(x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones_like(x[0]))
     t0 = time.perf_counter()
     if cfg.kmeans_init:
         kmeans_init(model, x, cfg, gen)
@@ -222,7 +232,7 @@ def _train(emb: np.ndarray, cfg: QuantizeConfig, device: str, progress: bool):
             if len(batch) < 2 and cfg.batch_norm:
                 continue
             recon, qloss, _ = model(batch, use_sinkhorn=use_sk)
-            rloss = F.mse_loss(recon, batch)
+            rloss = F.mse_loss(recon, model.standardize(batch))
             loss = rloss + cfg.quant_loss_weight * qloss
             opt.zero_grad(set_to_none=True)
             loss.backward()
