@@ -184,6 +184,33 @@ def _ablation(params: Params, args: argparse.Namespace) -> None:
     _print_json(run_ablation(params))
 
 
+def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["compile", "run-local", "upload"],
+                   help="compile: pipelines/compiled/*.yaml + components/*.yaml + manifests/recurring-run-*.yaml; "
+                   "run-local: run a compiled pipeline with kfp.local (SubprocessRunner); upload: to a KFP endpoint")
+    p.add_argument("--pipeline", default="training", choices=["training", "reindex"], help="which pipeline")
+    p.add_argument("--arg", dest="pipeline_args", action="append", default=[], metavar="NAME=VALUE",
+                   help="pipeline argument for run-local (JSON values), e.g. --arg 'overrides=[\"train.max_steps=2\"]'")
+    p.add_argument("--root", default="work/kfp_local", help="run-local: folder of the task outputs")
+    p.add_argument("--host", default=None, help="upload: KFP API endpoint (default: pipeline.host)")
+    p.add_argument("--no-schedule", action="store_true", help="upload: do not create the recurring run")
+
+
+@command("pipeline", "Kubeflow Pipelines: compile the training and re-index pipelines, run one locally, upload.",
+         _add_pipeline_args)
+def _pipeline(params: Params, args: argparse.Namespace) -> None:
+    from lcrec.pipelines import compile as kfp_compile
+
+    if args.action == "compile":
+        _print_json(kfp_compile.compile_pipelines(params))
+    elif args.action == "run-local":
+        _print_json(kfp_compile.run_local(params, args.pipeline, pipeline_root=args.root,
+                                          arguments=kfp_compile.parse_arguments(args.pipeline_args)))
+    else:
+        _print_json(kfp_compile.upload(params, args.host or params.pipeline.host, args.pipeline,
+                                       experiment=params.tracking.experiment, schedule=not args.no_schedule))
+
+
 # --------------------------------------------------------------------------------------------------- utilities
 def _add_params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defaults", action="store_true", help="print a params.yaml holding every default")

@@ -23,9 +23,11 @@ def _work(tmp: Path, ndcg: float, version: str = "v1") -> Path:
     work = tmp / "work"
     (work / "train" / "model").mkdir(parents=True, exist_ok=True)
     (work / "train" / "model" / "adapter_config.json").write_text('{"r": 8}')
+    (work / "train" / "model" / "lcrec_model.json").write_text('{"mode": "lora"}')
     (work / "index").mkdir(parents=True, exist_ok=True)
     (work / "index" / "index.json").write_text('{"1": ["<a_1>", "<b_2>"]}')
     (work / "index" / "index_meta.json").write_text(json.dumps({"version": version}))
+    (work / "index" / "quantizer.pt").write_bytes(b"q")
     (work / "data").mkdir(parents=True, exist_ok=True)
     (work / "data" / "items.parquet").write_bytes(b"items")
     (work / "evaluate").mkdir(parents=True, exist_ok=True)
@@ -120,7 +122,10 @@ def test_run_register_logs_lineage_and_serving_folder(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(f"sqlite:///{work}/mlflow.db")
     local = Path(mlflow.artifacts.download_artifacts("models:/lcrec@champion", dst_path=str(tmp_path / "dl")))
     assert (local / "model" / "adapter_config.json").read_text() == '{"r": 8}'
-    assert json.loads((local / "index" / "index_meta.json").read_text())["version"] == "ver-42"
+    from lcrec.serve.index_store import current_dir
+
+    assert json.loads((current_dir(local / "index") / "index_meta.json").read_text())["version"] == "ver-42"
+    assert (local / "serving.json").exists()
     assert json.loads((work / "register" / "registered.json").read_text())["champion"] == "1"
 
     # a worse retrain registers a second version but leaves @champion where it was

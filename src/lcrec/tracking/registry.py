@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -126,23 +125,28 @@ def register_model(
     metrics: Mapping[str, Any],
     lineage: Mapping[str, str],
     run_id: str,
+    items: Any = None,
 ) -> dict[str, Any]:
-    """Log the serving folder (``model/`` + ``index/``) to MLflow run ``run_id`` and register it as a new version
-    of ``cfg.model_name`` with the metrics and lineage as tags. The tracking URI must already be set."""
+    """Log the serving folder (``model/`` + ``index/`` store + ``serving.json``, the predictor's layout; titles from
+    ``items`` (item_id, title)) to MLflow run ``run_id`` and register it as a new version of ``cfg.model_name``
+    with the metrics and lineage as tags. The tracking URI must already be set."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     model_dir, index_dir = Path(model_dir), Path(index_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"model folder {model_dir} does not exist: run `lcrec train` first")
+    if not index_dir.is_dir():
+        raise FileNotFoundError(f"index folder {index_dir} does not exist: run `lcrec quantize` first")
     flat = flatten_metrics(metrics)
     read_metric(metrics, cfg.metric, "the evaluation metrics")  # fail before registering anything
     size_mb = (_dir_size(model_dir) + _dir_size(index_dir)) / 2**20
     if size_mb <= cfg.log_model_max_mb:
+        from lcrec.serve.model_version import build_serving_folder
+
         with tempfile.TemporaryDirectory() as tmp:
             serving = Path(tmp) / "serving"
-            shutil.copytree(model_dir, serving / "model")
-            shutil.copytree(index_dir, serving / "index")
+            build_serving_folder(model_dir, index_dir, items, serving)
             client.log_artifacts(run_id, str(serving), artifact_path="serving")
         source = f"runs:/{run_id}/serving"
     else:  # big full fine-tunes stay where DVC / the object store keeps them
@@ -232,7 +236,13 @@ def run_register(params: Params) -> dict[str, Any]:
     from mlflow.tracking import MlflowClient
 
     mlflow.set_tracking_uri(tracking_uri(params.tracking, params.paths))
-    stats = register_model(cfg, params.paths.step("train") / "model", index_dir, metrics, lineage, run_id)
+    items_path = params.paths.step("split") / "items.parquet"
+    items = None
+    if items_path.exists():
+        import pandas as pd
+
+        items = pd.read_parquet(items_path, columns=["item_id", "title"])
+    stats = register_model(cfg, params.paths.step("train") / "model", index_dir, metrics, lineage, run_id, items)
     decision = promote_if_better(MlflowClient(), cfg.model_name, stats["version"], cfg.metric, cfg.alias,
                                  cfg.min_improvement)
     stats.update(decision)
