@@ -1,0 +1,360 @@
+"""The ``evaluate`` step: the paper's protocol on the trained model.
+
+- **SEQ** (next-item prediction): leave-one-out test users, trie-constrained beam search over the **whole**
+  catalogue (``decode`` section: beam 20), HR@1/5/10 and NDCG@5/10 per SEQ template, then mean/min/max over the
+  templates (LC-Rec's ``--test_prompt_ids all``). Items sharing a code count as one rank (a shared code is a hit).
+  History items are **not** masked: the model may recommend an item the user already saw (the same rule as the
+  baselines). The same users are evaluated for every template (``evaluate.max_users`` keeps CPU runs short).
+- **ITE** (user intention): the teacher (``tasks.teacher``) writes an intention about each evaluated test user's
+  test item; the model must write that item's code (trie-constrained, same metrics), from the query alone
+  (``ite.query2index``) and from history + query (``ite.history_query2index``), first template of each pool.
+- **index -> title**: greedy, unconstrained generation (the answer is text) for a seeded sample of items with the
+  title-only ``mut.index2item`` template; exact match of the generated title (outer quotes and spaces stripped).
+
+Writes ``metrics.json``, ``per_template.csv``, ``seq_templates.png`` and ``recommendations.jsonl`` (the first
+template's top-k per user) to ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lcrec.config import DecodeConfig, EvaluateConfig, Params, TasksConfig
+from lcrec.evaluate.metrics import metric_names, ranking_metrics
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------- inputs
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `lcrec tasks` first (it writes the test prompts)")
+    with path.open() as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def select_rows(rows: list[dict[str, Any]], max_users: int = 0, templates: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The rows of the first ``max_users`` users by user id (all when 0), restricted to ``templates`` if given."""
+    if templates:
+        known = {r["template"] for r in rows}
+        missing = sorted(set(templates) - known)
+        if missing:
+            raise ValueError(f"evaluate.templates names {', '.join(missing)}, absent from the test prompts; "
+                             f"available: {', '.join(sorted(known))}")
+        rows = [r for r in rows if r["template"] in set(templates)]
+    users = sorted({str(r["user_id"]) for r in rows})
+    if max_users > 0:
+        keep = set(users[:max_users])
+        rows = [r for r in rows if str(r["user_id"]) in keep]
+    return rows
+
+
+def summarize(per_group: dict[str, dict[str, float]], names: Sequence[str]) -> dict[str, dict[str, float]]:
+    """mean/min/max over groups (templates) of each metric."""
+    out: dict[str, dict[str, float]] = {"mean": {}, "min": {}, "max": {}}
+    for name in names:
+        values = [m[name] for m in per_group.values()]
+        if values:
+            out["mean"][name] = sum(values) / len(values)
+            out["min"][name] = min(values)
+            out["max"][name] = max(values)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- ranking
+def rank_rows(model: Any, tok: Any, trie: Any, rows: list[dict[str, Any]], decode: DecodeConfig, ks: Sequence[int],
+              group_key: str = "template", progress: bool = True) -> tuple[dict[str, dict[str, float]], list, dict]:
+    """Beam-search every row's prompt; metrics per ``group_key`` value. Returns (per-group metrics, ranked groups
+    per row, decode stats)."""
+    from lcrec.decode.beam_search import beam_search_from_config
+
+    prompts = [tok(r["instruction"], add_special_tokens=True)["input_ids"] for r in rows]
+    result = beam_search_from_config(model, trie, prompts, decode, progress=progress)
+    ranked = result.ranked_groups()
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_group[r[group_key]].append(i)
+    per_group = {}
+    for g in sorted(by_group, key=_natural):
+        idx = by_group[g]
+        m = ranking_metrics([ranked[i] for i in idx], [str(rows[i]["target_item"]) for i in idx], ks)
+        per_group[g] = {**m, "users": float(len(idx))}
+    return per_group, ranked, result.stats
+
+
+def _natural(name: str) -> tuple:
+    head, _, tail = name.rpartition("/")
+    return (head, int(tail)) if tail.isdigit() else (head, 0, tail)
+
+
+def invalid_recommendations(ranked: list[list[tuple[str, ...]]], catalogue: set[str]) -> int:
+    """How many recommended items are not catalogue items (0 by construction of the trie)."""
+    return sum(1 for groups in ranked for g in groups for item in g if item not in catalogue)
+
+
+# --------------------------------------------------------------------------------------------------- ITE
+def ite_rows(tasks_cfg: TasksConfig, split_dir: Path, index_path: Path, data_dir: Path | None,
+             users: set[str], cache_path: Path) -> list[dict[str, Any]]:
+    """Test-time ITE prompts: an intention (from the teacher) about each user's test item -> its code."""
+    from lcrec.tasks.context import TaskContext, TrainRow, leaks
+    from lcrec.tasks.dataset import render_row
+    from lcrec.tasks.tasks import _read_parquet, load_feedback, load_index, load_items
+    from lcrec.tasks.teachers import ItemView, TeacherCache, TeacherRequest, generate_texts, make_teacher
+    from lcrec.tasks.templates import pool
+    from lcrec.tasks.context import TaskExample
+
+    test = _read_parquet(Path(split_dir) / "test.parquet", "split")
+    rows = [TrainRow(str(u), tuple(str(i) for i in h), str(t))
+            for u, h, t in zip(test["user_id"], test["history"], test["target"], strict=True) if str(u) in users]
+    ctx = TaskContext(items=load_items(split_dir), codes=load_index(index_path), train=[],
+                      max_history=tasks_cfg.max_history, seed=tasks_cfg.seed)
+    feedback = load_feedback(data_dir, {(r.user_id, i) for r in rows for i in (*r.history, r.target)})
+    requests = []
+    for r in rows:
+        views = tuple(ItemView.of(ctx.info(i), *feedback.get((r.user_id, i), (None, ""))) for i in ctx.recent(r.history))
+        target = ItemView.of(ctx.info(r.target), *feedback.get((r.user_id, r.target), (None, "")))
+        requests.append(TeacherRequest("intention", r.user_id, views, target))
+    teacher = make_teacher(tasks_cfg.teacher)
+    try:
+        texts, _ = generate_texts(teacher, requests, TeacherCache.load(cache_path), cache_path)
+    finally:
+        teacher.close()
+    out = []
+    for r, text in zip(rows, texts, strict=True):
+        if not text:
+            continue
+        shown = ctx.recent(r.history)
+        code = ctx.code(r.target)
+        examples = [TaskExample("ite.query2index", {"query": text, "item": code}, r.target, r.user_id,
+                                ctx.target_guard(r.target))]
+        if shown:
+            examples.append(TaskExample("ite.history_query2index",
+                                        {"history": ctx.code_history(shown), "query": text, "item": code},
+                                        r.target, r.user_id, ctx.target_guard(r.target, shown)))
+        for ex in examples:
+            row = render_row(ex, pool(ex.task)[0], 0)
+            if leaks(row["instruction"], ex.forbidden) is None:
+                out.append(row)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- index -> title
+def title_template():
+    """The first title-only ``mut.index2item`` template (response ``"{title}"``)."""
+    from lcrec.tasks.templates import pool
+
+    for t in pool("mut.index2item"):
+        if t.fields == frozenset({"item", "title"}):
+            return t
+    raise ValueError("no title-only template in the mut.index2item pool")
+
+
+def clean_title(text: str) -> str:
+    """The generated answer's first line without outer spaces and quotes."""
+    text = text.strip().split("\n", 1)[0].strip()
+    if len(text) >= 2 and text[0] == '"' and text.endswith('"'):
+        text = text[1:-1]
+    elif text.startswith('"'):
+        text = text[1:]
+    return text.strip()
+
+
+def greedy_generate(model: Any, tok: Any, prompts: list[str], max_new_tokens: int, batch_size: int = 16) -> list[str]:
+    """Plain greedy decoding (no constraint), left padded batches; the generated text of each prompt."""
+    import torch
+
+    side = tok.padding_side
+    tok.padding_side = "left"
+    device = next(model.parameters()).device
+    out: list[str] = []
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(prompts), batch_size):
+                enc = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True).to(device)
+                gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                out += tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    finally:
+        tok.padding_side = side
+    return out
+
+
+def title_match(model: Any, tok: Any, codes: dict[str, str], titles: dict[str, str], n_items: int, seed: int,
+                max_new_tokens: int, batch_size: int = 16) -> dict[str, Any]:
+    """Exact-match rate of generated titles for a seeded sample of ``n_items`` indexed items with a title."""
+    from lcrec.tasks.templates import render_prompt
+
+    pool_ = sorted(i for i in codes if titles.get(i))
+    items = sorted(random.Random(seed).sample(pool_, min(n_items, len(pool_))))
+    if not items:
+        return {"items": 0, "exact_match": 0.0, "examples": []}
+    tpl = title_template()
+    prompts = [render_prompt(tpl.fill({"item": codes[i], "title": titles[i]})[0]) for i in items]
+    texts = greedy_generate(model, tok, prompts, max_new_tokens, batch_size)
+    hits = [clean_title(t) == titles[i] for i, t in zip(items, texts, strict=True)]
+    examples = [{"item_id": i, "title": titles[i], "generated": t.strip(), "match": h}
+                for i, t, h in list(zip(items, texts, hits, strict=True))[:10]]
+    return {"items": len(items), "exact_match": sum(hits) / len(hits), "template": tpl.id, "examples": examples}
+
+
+# --------------------------------------------------------------------------------------------------- outputs
+def plot_templates(per_template: dict[str, dict[str, float]], path: Path, metrics: Sequence[str] = ("hr@10", "ndcg@10"),
+                   baselines: dict[str, dict[str, float]] | None = None) -> Path:
+    """Bars per SEQ template for each metric, with the mean (dashed) and baselines (dotted) as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(per_template)
+    x = np.arange(len(names))
+    width = 0.8 / len(metrics)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) + 2), 3.6))
+    for j, m in enumerate(metrics):
+        vals = [per_template[n].get(m, 0.0) for n in names]
+        bars = ax.bar(x + (j - (len(metrics) - 1) / 2) * width, vals, width, label=m)
+        ax.axhline(sum(vals) / max(len(vals), 1), ls="--", lw=1, color=bars.patches[0].get_facecolor(),
+                   label=f"{m} mean")
+    for name, vals in (baselines or {}).items():
+        if "ndcg@10" in vals:
+            ax.axhline(vals["ndcg@10"], ls=":", lw=1.2, color="black")
+            ax.text(len(names) - 0.5, vals["ndcg@10"], f" {name} ndcg@10", va="bottom", ha="right", fontsize=7)
+    ax.set_xticks(x, [n.split("/")[-1] for n in names])
+    ax.set_xlabel("SEQ template")
+    ax.set_title("Next-item prediction per prompt template")
+    ax.legend(fontsize=7, ncols=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_per_template_csv(per_template: dict[str, dict[str, float]], names: Sequence[str], path: Path) -> Path:
+    lines = ["template,users," + ",".join(names)]
+    for t, m in per_template.items():
+        lines.append(f"{t},{int(m['users'])}," + ",".join(f"{m[n]:.6f}" for n in names))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """``seq.mean.ndcg@10``, ``seq.min.hr@10``, ``ite.mean.hr@10``, ``title.exact_match``... for MLflow."""
+    out: dict[str, float] = {}
+    for part in ("seq", "ite"):
+        for agg in ("mean", "min", "max"):
+            for k, v in metrics.get(part, {}).get(agg, {}).items():
+                out[f"{part}.{agg}.{k}"] = float(v)
+    if "index_to_title" in metrics:
+        out["title.exact_match"] = float(metrics["index_to_title"]["exact_match"])
+    out["seq.users"] = float(metrics.get("seq", {}).get("users", 0))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- the step
+def _resolve_dtype(name: str, device: str):
+    import torch
+
+    if name in ("", "auto"):
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if name not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"evaluate.dtype={name!r}; use auto | float32 | bfloat16 | float16")
+    return getattr(torch, name)
+
+
+def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_path: Path, split_dir: Path,
+                   out_dir: Path, decode: DecodeConfig | None = None, tasks_cfg: TasksConfig | None = None,
+                   data_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Score the model in ``model_dir`` (``lcrec train`` output) on the test prompts of ``tasks_dir``; write
+    metrics.json and plots to ``out_dir``; return the metrics (nested, see the module doc)."""
+    from lcrec.decode.trie import CodeTrie
+    from lcrec.model.device import resolve_device
+    from lcrec.model.trained import load_trained
+    from lcrec.tasks.tasks import load_index, load_items
+
+    decode = decode or DecodeConfig()
+    tasks_cfg = tasks_cfg or TasksConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ks = list(cfg.ks)
+    names = metric_names(ks)
+    started = time.perf_counter()
+
+    rows = select_rows(read_jsonl(Path(tasks_dir) / "test_seq.jsonl"), cfg.max_users, cfg.templates)
+    if not rows:
+        raise ValueError(f"{tasks_dir}/test_seq.jsonl holds no test prompts for the selected users/templates")
+    users = {str(r["user_id"]) for r in rows}
+    device = resolve_device(cfg.device)
+    model, tok = load_trained(model_dir, dtype=_resolve_dtype(cfg.dtype, device), merge=True)
+    model = model.to(device)
+    index = json.loads(Path(index_path).read_text())
+    trie = CodeTrie.from_index(index, tok)
+    catalogue = set(index)
+
+    per_template, ranked, stats = rank_rows(model, tok, trie, rows, decode, ks, progress=progress)
+    first = next(iter(per_template))
+    with (out_dir / "recommendations.jsonl").open("w") as fh:
+        for r, groups in zip(rows, ranked, strict=True):
+            if r["template"] == first:
+                fh.write(json.dumps({"user_id": r["user_id"], "target_item": r["target_item"],
+                                     "recommended": [list(g) for g in groups]}) + "\n")
+    metrics: dict[str, Any] = {
+        "seq": {"per_template": per_template, **summarize(per_template, names), "templates": len(per_template),
+                "users": len(users), "invalid_items": invalid_recommendations(ranked, catalogue),
+                "users_per_s": stats.get("users_per_s", 0.0)},
+        "protocol": {"split": "leave-one-out test", "ranking": "trie-constrained beam search over every indexed item",
+                     "beam_width": decode.beam_width, "top_k": decode.top_k, "history_items_masked": False,
+                     "colliding_items": "one rank (a shared code is a hit)", "catalogue_items": len(catalogue),
+                     "model_dir": str(model_dir), "device": device},
+    }
+    if cfg.ite:
+        ite = ite_rows(tasks_cfg, split_dir, index_path, data_dir, users, out_dir / "teacher_cache.json")
+        if ite:
+            per_task, ite_ranked, _ = rank_rows(model, tok, trie, ite, decode, ks, group_key="task", progress=progress)
+            metrics["ite"] = {"per_task": per_task, **summarize(per_task, names), "rows": len(ite),
+                              "invalid_items": invalid_recommendations(ite_ranked, catalogue)}
+    if cfg.title_items > 0:
+        codes = load_index(index_path)
+        titles = {i: info.title for i, info in load_items(split_dir).items()}
+        metrics["index_to_title"] = title_match(model, tok, codes, titles, cfg.title_items, cfg.seed,
+                                                cfg.title_max_new_tokens)
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_per_template_csv(per_template, names, out_dir / "per_template.csv")
+    plot_templates(per_template, out_dir / "seq_templates.png")
+    log.info("evaluate: %d users x %d templates: mean NDCG@10 %.4f HR@10 %.4f", len(users), len(per_template),
+             metrics["seq"]["mean"].get("ndcg@10", float("nan")), metrics["seq"]["mean"].get("hr@10", float("nan")))
+    return metrics
+
+
+def run_evaluate(params: Params) -> dict[str, Any]:
+    """``lcrec evaluate``: work/train/model + work/tasks + work/index + work/split -> work/evaluate; MLflow."""
+    from lcrec.tracking import log_step
+
+    out_dir = params.paths.step("evaluate")
+    data_dir = params.paths.step("data")
+    metrics = evaluate_model(
+        params.evaluate, params.paths.step("train") / "model", params.paths.step("tasks"),
+        params.paths.step("index") / "index.json", params.paths.step("split"), out_dir, decode=params.decode,
+        tasks_cfg=params.tasks, data_dir=data_dir if data_dir.exists() else None,
+    )
+    flat = flat_metrics(metrics)
+    arts = [out_dir / n for n in ("metrics.json", "per_template.csv", "seq_templates.png")]
+    baselines = params.paths.step("baselines") / "metrics.json"
+    if baselines.exists():  # one table: ours next to SASRec-CE and popularity on the same split
+        from lcrec.evaluate.table import write_table
+
+        print(write_table(out_dir / "metrics.json", baselines, out_dir / "comparison.md"))
+        arts.append(out_dir / "comparison.md")
+    log_step("evaluate", params.tracking, params.paths, params=params.evaluate, metrics=flat, artifacts=arts)
+    return flat
