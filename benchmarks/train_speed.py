@@ -94,7 +94,7 @@ def main() -> None:
     k_factor = 6 if args.mode == "full" else 4
 
     def run(variant: str) -> dict:
-        collate = PackedCollator() if variant == "ours" else PaddedCollator(tok.pad_token_id, pad_to_multiple_of=1)
+        collate = PackedCollator(args.seq, tok.pad_token_id) if variant == "ours" else PaddedCollator(tok.pad_token_id, pad_to_multiple_of=1)
         times, toks, logit_pos, attn, cursor = [], 0, 0, 0, 0
         for step in range(args.warmup + args.steps):
             ex = [ds[(cursor + i) % len(ds)] for i in range(args.batch_size)]
@@ -126,7 +126,7 @@ def main() -> None:
                 toks += sum(lens)
                 if variant == "ours":
                     logit_pos += int((batch["labels"][:, 1:] != -100).sum())
-                    attn += sum(x * x for x in lens)
+                    attn += batch["input_ids"].shape[0] * batch["input_ids"].shape[1] ** 2  # masked blocks count
                 else:
                     logit_pos += args.seq * len(lens)
                     attn += args.seq * args.seq * len(lens)

@@ -91,6 +91,14 @@ def test_packed_batch_gives_the_same_losses_as_padded(tiny):
         s2, n2, l2, f2 = response_loss(model, padded)
     assert int(n1) == int(n2) == sum(sum(y != IGNORE for y in e["labels"]) for e in ex)
     assert torch.allclose(l1, l2, atol=1e-5) and torch.equal(f1, f2)
+    # rows bounded by row_len: examples 0+1 share a row, example 2 starts the next; the tail is padding
+    lens = [len(e["input_ids"]) for e in ex]
+    rows = PackedCollator(row_len=lens[0] + lens[1], pad_id=tok.pad_token_id)(ex)
+    assert rows["input_ids"].shape[0] == 2 and rows["input_ids"].shape[1] % 8 == 0
+    assert rows["labels"][1, lens[2]:].eq(IGNORE).all() and rows["task_ids"][1, lens[2]:].eq(-1).all()
+    with torch.no_grad():
+        s3, n3, l3, f3 = response_loss(model, rows)
+    assert int(n3) == int(n1) and torch.allclose(l3, l1, atol=1e-5) and torch.equal(f3, f1)
     # and the logits-on-targets-only loss equals the model's own full-vocabulary loss
     with torch.no_grad():
         ref = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"], labels=padded["labels"]).loss

@@ -9,10 +9,10 @@ Two collators:
 
 - :class:`PaddedCollator`: right padding to the longest row (a multiple of 8); labels -100 on the prompt and
   the padding.
-- :class:`PackedCollator`: the batch's examples concatenated into one row with ``position_ids`` restarting at
-  0 per example and no attention mask. transformers reads the restarts as sequence boundaries and builds a
-  block-diagonal causal mask (eager/sdpa) or varlen kernels (flash attention), so examples never attend to
-  each other and no compute goes to padding.
+- :class:`PackedCollator`: the batch's examples concatenated into rows of at most ``max_len`` tokens with
+  ``position_ids`` restarting at 0 per example and no attention mask. transformers reads the restarts as
+  sequence boundaries and builds a block-diagonal causal mask (eager/sdpa) or varlen kernels (flash
+  attention), so examples never attend to each other and almost no compute goes to padding.
 
 Both add ``task_ids``: per token, the index of the example's task family (``-1`` where the label is -100), for
 per-family losses.
@@ -117,19 +117,39 @@ class PaddedCollator:
 
 @dataclass
 class PackedCollator:
-    """All examples of a batch in one row, positions restarting per example (no padding, no cross-attention)."""
+    """The batch's examples packed into rows of at most ``row_len`` tokens (in order; a row is closed when
+    the next example does not fit), positions restarting per example, rows right-padded to the longest row.
+
+    Bounding the row length keeps attention at most ``row_len``^2 per row, as with padding, while the padding
+    waste drops to the tail of each row. ``row_len`` 0 puts the whole batch in one row. The padding tail gets
+    its own position run (0, 1, ...), so transformers treats it as one more (ignored) sequence.
+    """
+
+    row_len: int = 0
+    pad_id: int = 0
+    pad_to_multiple_of: int = 8
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
-        ids, pos, labels, tasks = [], [], [], []
+        rows: list[dict[str, list[int]]] = []
         for e in examples:
             n = len(e["input_ids"])
-            ids += e["input_ids"]
-            pos += range(n)
-            labels += e["labels"]
-            tasks += _task_ids(e["labels"], e["task"])
-        return {
-            "input_ids": torch.tensor([ids]), "position_ids": torch.tensor([pos]),
-            "labels": torch.tensor([labels]), "task_ids": torch.tensor([tasks]),
-        }
+            if not rows or (self.row_len > 0 and len(rows[-1]["ids"]) + n > self.row_len):
+                rows.append({"ids": [], "pos": [], "labels": [], "tasks": []})
+            row = rows[-1]
+            row["ids"] += e["input_ids"]
+            row["pos"] += range(n)
+            row["labels"] += e["labels"]
+            row["tasks"] += _task_ids(e["labels"], e["task"])
+        longest = max(len(r["ids"]) for r in rows)
+        m = self.pad_to_multiple_of if len(rows) > 1 else 1
+        width = -(-longest // m) * m
+        out: dict[str, list[list[int]]] = {"input_ids": [], "position_ids": [], "labels": [], "task_ids": []}
+        for r in rows:
+            pad = width - len(r["ids"])
+            out["input_ids"].append(r["ids"] + [self.pad_id] * pad)
+            out["position_ids"].append(r["pos"] + list(range(pad)))
+            out["labels"].append(r["labels"] + [IGNORE] * pad)
+            out["task_ids"].append(r["tasks"] + [-1] * pad)
+        return {k: torch.tensor(v) for k, v in out.items()}

@@ -117,7 +117,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
         if cfg.eval_rows and len(vrows) > cfg.eval_rows:
             vrows = random.Random(cfg.seed).sample(vrows, cfg.eval_rows)
         eval_ds = InstructionDataset(vrows, tok, cfg.max_len, families) if vrows else None
-    collator = PackedCollator() if cfg.packing else PaddedCollator(tok.pad_token_id)
+    collator = PackedCollator(cfg.max_len, tok.pad_token_id) if cfg.packing else PaddedCollator(tok.pad_token_id)
 
     ckpt_dir = out_dir / "checkpoints"
     last = None
