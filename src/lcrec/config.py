@@ -407,7 +407,7 @@ class PipelineConfig:
     train_gpus_per_node: int = knob(1, "GPUs per training node in the PyTorchJob.")
     train_deepspeed: str = knob("configs/deepspeed/ds_zero2.json", "DeepSpeed config the PyTorchJob trains with.")
     shared_volume: str = knob("lcrec-work", "PersistentVolumeClaim (ReadWriteMany) the PyTorchJob and the train step share.")
-    tracking_uri: str = knob("http://mlflow.lcrec.svc.cluster.local:5000", "MLflow server the cluster components log to.")
+    tracking_uri: str = knob("http://mlflow.kubeflow-user.svc.cluster.local:5000", "MLflow server the cluster components log to.")
     host: str = knob("http://127.0.0.1:8080", "Kubeflow Pipelines API endpoint for `lcrec pipeline upload`.")
     schedule: str = knob("0 0 3 * * 0", "Cron (KFP 6-field, seconds first) of the recurring training run: Sundays 03:00.")
     reindex_schedule: str = knob("0 0 * * * *", "Cron of the recurring re-index run: hourly.")

@@ -143,3 +143,15 @@ def test_run_register_without_evaluation_says_what_to_do(tmp_path):
     (work / "evaluate" / "metrics.json").write_text('{"valid": {"hr@10": 0.3}}')
     with pytest.raises(MetricNotFound, match="valid.hr@10"):
         run_register(_params(work))
+
+
+def test_log_step_accepts_metric_names_with_at(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from lcrec.config import PathsConfig, TrackingConfig
+    from lcrec.tracking import log_step, tracking_uri
+
+    paths, cfg = PathsConfig(work_dir=str(tmp_path / "w")), TrackingConfig(experiment="at")
+    run_id = log_step("evaluate", cfg, paths, metrics={"seq.mean.ndcg@10": 0.25, "hr@1": 1})
+    assert MlflowClient(tracking_uri(cfg, paths)).get_run(run_id).data.metrics == {"seq.mean.ndcg_at_10": 0.25,
+                                                                                   "hr_at_1": 1.0}

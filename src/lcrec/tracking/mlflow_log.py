@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ def tracking_uri(cfg: TrackingConfig, paths: PathsConfig) -> str:
     db = Path(paths.work_dir).resolve() / "mlflow.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{db}"
+
+
+def _metric_key(key: str) -> str:
+    """A name MLflow accepts for a metric: ``valid.ndcg@10`` -> ``valid.ndcg_at_10``."""
+    return re.sub(r"[^0-9A-Za-z_\-. :/]", "_", str(key).replace("@", "_at_"))
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -72,7 +78,8 @@ def log_step(
     with mlflow.start_run(run_name=step, tags=run_tags) as run:
         if flat:
             mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
-        numeric = {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, int | float)}
+        # MLflow rejects '@' in metric names: hr@10 is logged as hr_at_10 (lcrec.tracking.registry.mlflow_key)
+        numeric = {_metric_key(k): float(v) for k, v in (metrics or {}).items() if isinstance(v, int | float)}
         if numeric:
             mlflow.log_metrics(numeric)
         for art in artifacts:

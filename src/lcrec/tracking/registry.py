@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -48,7 +47,9 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, f
 
 def mlflow_key(key: str) -> str:
     """A metric name MLflow accepts as a metric or tag key ('@' is not allowed): ``valid.ndcg@10`` -> ``valid.ndcg_at_10``."""
-    return re.sub(r"[^0-9A-Za-z_\-. :/]", "_", key.replace("@", "_at_"))
+    from lcrec.tracking.mlflow_log import _metric_key
+
+    return _metric_key(key)
 
 
 class MetricNotFound(ValueError):

@@ -1,0 +1,87 @@
+"""The compiled training pipeline runs end to end with kfp.local (SubprocessRunner, this venv) on a tiny
+configuration; a failing validation stops it before training and leaves @champion where it was."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lcrec.config import load_params
+from lcrec.pipelines.compile import compile_pipelines, run_local
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+# ML-100K's 5-star ratings only, a small RQ-VAE, SEQ tasks, a random tiny LLaMA, 2 steps, 8 evaluated users
+TINY = [
+    "data.min_rating=5", "embed.max_length=32", "embed.batch_size=128",
+    "quantize.epochs=3", "quantize.codebook_size=32", "quantize.code_dim=8", "quantize.kmeans_iters=5",
+    "tasks.families=[seq]", "tasks.epochs=1", "tasks.valid_templates=1",
+    "train.backbone=tiny-llama", "train.max_steps=2", "train.batch_size=4", "train.max_len=128",
+    "train.save_steps=100", "train.eval_rows=8",
+    "evaluate.max_users=8", "evaluate.ite=false", "evaluate.title_items=0", "evaluate.templates=[seq/0]",
+    "decode.beam_width=10", "decode.top_k=10", "features.materialize=false",
+    # the evaluate step scores test users only so far; promotion should use valid NDCG@10 (register.metric's
+    # default) once evaluate writes a "valid" section. The gate mechanics are the same for either key.
+    "register.metric=seq.mean.ndcg@10",
+]
+
+
+@pytest.fixture
+def compiled(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # components read params.yaml and feature_repo/ from the working directory
+    params = load_params(REPO / "params.yaml")
+    return Path(compile_pipelines(params, tmp_path / "compiled", None, None)["training"])
+
+
+def _client(uri):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
+def test_training_pipeline_end_to_end(compiled, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    root = tmp_path / "root"
+    run_local(load_params(None), compiled=compiled, pipeline_root=root,
+              arguments={"overrides": TINY, "tracking_uri": uri, "run_baselines": False})
+    (run_dir,) = list(root.iterdir())
+    for task in ("ingest", "validate", "split", "embed", "quantize", "features", "tasks", "train", "evaluate",
+                 "register", "deploy"):
+        assert (run_dir / task).is_dir(), f"task {task} did not run"
+    assert not (run_dir / "stop-invalid").exists()
+    assert (run_dir / "validate" / "data_docs").stat().st_size > 1000  # the Data Docs page
+    client = _client(uri)
+    champion = client.get_model_version_by_alias("lcrec", "champion")
+    assert str(champion.version) == "1"  # a first model always takes the alias
+    assert champion.tags["lcrec.index_version"] == json.loads(
+        (run_dir / "quantize" / "index" / "index_meta.json").read_text())["version"]
+    assert champion.tags["lcrec.data_hash"].startswith("md5:") and champion.tags["lcrec.git_commit"]
+    assert "metric.seq.mean.ndcg_at_10" in champion.tags
+    patch = json.loads((run_dir / "deploy" / "manifest").read_text())
+    assert patch["spec"]["predictor"]["annotations"]["lcrec.dev/model-uri"] == "models:/lcrec/1"
+    # lineage: one parent run per pipeline run, every step nested under it, closed by the exit handler
+    exp = client.get_experiment_by_name("lcrec")
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("lcrec.pipeline") == "training"]
+    assert parent.info.status == "FINISHED" and parent.data.tags.get("kfp.run_id")
+    nested = {r.data.tags.get("lcrec.step") for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert {"ingest", "validate", "split", "embed", "quantize", "tasks", "train", "evaluate", "register"} <= nested
+
+
+def test_failing_validation_stops_before_training_and_keeps_the_champion(compiled, tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = _client(uri)
+    client.create_registered_model("lcrec")
+    served = client.create_model_version("lcrec", source="file:///models/served", tags={"metric.valid.ndcg_at_10": "0.1"})
+    client.set_registered_model_alias("lcrec", "champion", served.version)
+    root = tmp_path / "root"
+    with pytest.raises(RuntimeError, match="stop-invalid"):
+        run_local(load_params(None), compiled=compiled, pipeline_root=root,
+                  arguments={"overrides": [*TINY, "validate.rating_max=1.0"], "tracking_uri": uri})
+    (run_dir,) = list(root.iterdir())
+    assert (run_dir / "validate").is_dir() and (run_dir / "stop-invalid").is_dir()
+    for task in ("split", "embed", "quantize", "tasks", "train", "evaluate", "register", "deploy"):
+        assert not (run_dir / task).exists(), f"{task} ran after a failed validation"
+    assert str(client.get_model_version_by_alias("lcrec", "champion").version) == str(served.version)
+    assert len(client.search_model_versions("name='lcrec'")) == 1
