@@ -161,17 +161,27 @@ def _register(params: Params, args: argparse.Namespace) -> None:
     _print_json(run_register(params))
 
 
-@command("evaluate", "Score the trained model: SEQ ranking per template (HR/NDCG), ITE, index->title; metrics.json + plot.")
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the params file's setting)")
+
+
+@command("evaluate", "Score the trained model: SEQ ranking per template (HR/NDCG), ITE, index->title; metrics.json + plot.",
+         _add_device_arg)
 def _evaluate(params: Params, args: argparse.Namespace) -> None:
     from lcrec.evaluate.evaluate import run_evaluate
 
+    if args.device:
+        params.evaluate.device = args.device
     _print_json(run_evaluate(params))
 
 
-@command("baselines", "Popularity and SASRec (full-softmax CE) on the same split and protocol; work/baselines/metrics.json.")
+@command("baselines", "Popularity and SASRec (full-softmax CE) on the same split and protocol; work/baselines/metrics.json.",
+         _add_device_arg)
 def _baselines(params: Params, args: argparse.Namespace) -> None:
     from lcrec.baselines.baselines import run_baselines
 
+    if args.device:
+        params.baselines.sasrec.device = args.device
     results = run_baselines(params)
     _print_json({k: {s: v[s] for s in ("valid", "test") if s in v} if isinstance(v, dict) and "test" in v else v
                  for k, v in results.items()})

@@ -323,7 +323,8 @@ class SasrecConfig:
     batch_size: int = knob(256, "Training windows per step (each window: max_len positions, CE at every one).")
     epochs: int = knob(60, "Most training epochs (one epoch = every training window once).")
     patience: int = knob(5, "Stop after this many evaluations without a better valid NDCG@10 (best weights kept).")
-    max_minutes: float = knob(9.0, "Stop training after this many minutes (0 = no limit); the best-on-valid weights are kept.")
+    max_minutes: float = knob(9.0, "Stop training after this many minutes, mid-epoch if need be (0 = no limit); the "
+                              "best-on-valid weights are kept.")
     seed: int = knob(2024, "Seed of initialisation, window offsets and batch order.")
     device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
     threads: int = knob(0, "CPU threads torch uses (0 = torch's default).")

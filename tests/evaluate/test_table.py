@@ -1,0 +1,37 @@
+"""The comparison table: rows, numbers and the ratio against SASRec-CE."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lcrec.evaluate.table import comparison_table, write_table
+
+OURS = {"seq": {"templates": 3, "users": 943,
+                "mean": {"hr@1": 0.05, "hr@5": 0.12, "hr@10": 0.2, "ndcg@5": 0.08, "ndcg@10": 0.11},
+                "min": {"ndcg@10": 0.1}, "max": {"ndcg@10": 0.125}}}
+BASE = {"sasrec": {"test": {"hr@1": 0.04, "hr@5": 0.1, "hr@10": 0.18, "ndcg@5": 0.07, "ndcg@10": 0.1}},
+        "popularity": {"test": {"hr@1": 0.003, "hr@5": 0.025, "hr@10": 0.05, "ndcg@5": 0.0144, "ndcg@10": 0.0224}}}
+
+
+def test_table_rows_and_ratio():
+    text = comparison_table(OURS, BASE)
+    lines = text.splitlines()
+    assert lines[0] == "| model | HR@1 | HR@5 | HR@10 | NDCG@5 | NDCG@10 | NDCG@10 / SASRec-CE |"
+    assert lines[1] == "|---|---|---|---|---|---|---|"
+    assert lines[2] == "| LC-Rec (ours, mean of 3 templates) | 0.0500 | 0.1200 | 0.2000 | 0.0800 | 0.1100 | 1.10x |"
+    assert lines[3] == "| SASRec-CE | 0.0400 | 0.1000 | 0.1800 | 0.0700 | 0.1000 | 1.00x |"
+    assert lines[4] == "| Popularity | 0.0030 | 0.0250 | 0.0500 | 0.0144 | 0.0224 | 0.22x |"
+    assert "min 0.1000, max 0.1250; 943 test users" in text
+
+
+def test_baselines_alone_and_nothing(tmp_path):
+    (tmp_path / "b.json").write_text(json.dumps(BASE))
+    text = write_table(None, tmp_path / "b.json", tmp_path / "t.md")
+    assert "LC-Rec" not in text and text.count("\n") == 4
+    assert (tmp_path / "t.md").read_text() == text
+    ours_only = comparison_table(OURS, None)
+    assert ours_only.splitlines()[2].endswith("| — |")  # no SASRec-CE, no ratio
+    with pytest.raises(ValueError, match="nothing to tabulate"):
+        comparison_table(None, None)
