@@ -37,15 +37,17 @@ def server(serving_copy, tmp_path):
     params.write_text(f"paths:\n  work_dir: {tmp_path / 'work'}\n")
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    log_path = tmp_path / "server.log"
+    log = open(log_path, "w")  # a file, not a pipe: an unread pipe fills up and blocks the server's logging
     proc = subprocess.Popen(
         lcrec("serve", params=params, folder=serving_copy,
               extra=["--set", f"serve.http_port={port}", "--set", "serve.watch_interval_s=0.1"]),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"server exited early:\n{proc.stdout.read()[-3000:]}")
+            pytest.fail(f"server exited early:\n{log_path.read_text()[-3000:]}")
         try:
             if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
                 break
@@ -58,6 +60,7 @@ def server(serving_copy, tmp_path):
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+    log.close()
 
 
 def test_server_v1_v2_live_reindex_under_load(server, tiny_serving, tmp_path):
@@ -78,7 +81,7 @@ def test_server_v1_v2_live_reindex_under_load(server, tiny_serving, tmp_path):
     def load(worker: int) -> None:
         with httpx.Client(base_url=url, timeout=30) as c:
             n = 0
-            while not stop.is_set() and n < 400:
+            while not stop.is_set() and n < 150:
                 body = forcing if n % 2 else {"instances": [{"history": [f"i{(worker + n) % 30}"], "k": 5}]}
                 try:
                     resp = c.post("/v1/models/lcrec:predict", json=body)
