@@ -51,7 +51,7 @@ def test_training_pipeline_tasks_gates_and_gpus(compiled):
     conditions = {name: t["triggerPolicy"]["condition"] for name, t in tasks.items()
                   if "condition" in t.get("triggerPolicy", {})}
     valid = "inputs.parameter_values['pipelinechannel--validate-Output'] == true"
-    promoted = "inputs.parameter_values['pipelinechannel--register-promoted'] == true"
+    promoted = "inputs.parameter_values['pipelinechannel--register-Output'] == true"
     by_condition = {cond: name for name, cond in conditions.items()}
     # training runs only in the data-valid branch, the stop only in the else branch, deploy only when promoted
     assert "train" in _sub_dag(spec, by_condition[valid]) and "register" in _sub_dag(spec, by_condition[valid])
@@ -91,11 +91,11 @@ def _branch(spec: dict, task: str) -> str:
 def test_reindex_pipeline(compiled):
     spec = _load(compiled["reindex"])
     tasks = _dag_tasks(spec)
-    assert {"open-run", "reindex", "deploy", "close-run"} <= set(tasks)
+    assert {"open-run", "reindex", "swap-index", "close-run"} <= set(tasks)
     assert "items_uri" in spec["root"]["inputDefinitions"]["parameters"]
     pvc = spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-reindex"]["pvcMount"][0]
     assert pvc["mountPath"] == "/mnt/lcrec-work" and pvc["constant"] == "lcrec-work"
-    assert tasks["deploy"]["inputs"]["parameters"]["index_version"]["taskOutputParameter"]["producerTask"] == "reindex"
+    assert tasks["swap-index"]["inputs"]["parameters"]["index_version"]["taskOutputParameter"]["producerTask"] == "reindex"
 
 
 def test_distributed_training_mounts_the_shared_volume_and_asks_no_gpu_for_the_launcher(tmp_path):

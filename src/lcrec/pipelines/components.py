@@ -11,8 +11,6 @@ Common inputs of every step component: ``params_path`` (params.yaml inside the i
 ``parent_run_id`` (the pipeline run's MLflow parent run, from :func:`open_run`).
 """
 
-from typing import NamedTuple
-
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 
@@ -208,10 +206,9 @@ def baselines(params_path: str, overrides: list, tracking_uri: str, parent_run_i
 
 def register(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
              index: Input[Dataset], data: Input[Dataset], split: Input[Dataset], evaluation: Input[Dataset],
-             registration: Output[Artifact]) -> NamedTuple("Registered", promoted=bool, version=str, model_uri=str):
-    """Register the version with its lineage; ``promoted`` says whether it took the champion alias."""
-    from collections import namedtuple
-
+             registration: Output[Artifact]) -> bool:
+    """Register the version with its lineage (``registration/registered.json``); return whether it took the
+    champion alias. (One bool output: kfp.local cannot gate a nested condition on a NamedTuple field.)"""
     from lcrec.pipelines.step_runner import run_step
 
     _, stats = run_step("register", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
@@ -220,20 +217,32 @@ def register(params_path: str, overrides: list, tracking_uri: str, parent_run_id
                                 "evaluate": evaluation.path},
                         outputs={"register": registration.path})
     registration.metadata.update({k: str(v) for k, v in stats.items()})
-    uri = f"models:/{stats['model_name']}/{stats['version']}"
-    return namedtuple("Registered", ["promoted", "version", "model_uri"])(bool(stats["promoted"]),
-                                                                          str(stats["version"]), uri)
+    return bool(stats["promoted"])
 
 
-def deploy(params_path: str, overrides: list, model_uri: str, index_version: str, manifest: Output[Artifact]) -> str:
-    """Point the KServe InferenceService at a model version (and/or an index version) by a merge patch;
-    ``deploy.target=record`` only writes the patch, ``kserve`` also applies it."""
+def deploy(params_path: str, overrides: list, registration: Input[Artifact], manifest: Output[Artifact]) -> str:
+    """Roll the KServe InferenceService onto the registered version (a merge patch; ``deploy.target=record`` only
+    writes it, ``kserve`` also applies it). Runs only when the version took the champion alias."""
+    import json
+    from pathlib import Path
+
+    from lcrec.config import load_params
+    from lcrec.pipelines.deploy import deploy_patch, write_and_apply
+
+    reg = json.loads((Path(registration.path) / "registered.json").read_text())
+    params = load_params(params_path or "params.yaml", list(overrides))
+    patch = deploy_patch(params.deploy, model_uri=f"models:/{reg['model_name']}/{reg['version']}",
+                         index_version=reg.get("lcrec.index_version", ""))
+    return write_and_apply(params.deploy, patch, manifest.path)
+
+
+def swap_index(params_path: str, overrides: list, index_version: str, manifest: Output[Artifact]) -> str:
+    """Record the index version now served on the InferenceService (the predictor already follows the store)."""
     from lcrec.config import load_params
     from lcrec.pipelines.deploy import deploy_patch, write_and_apply
 
     params = load_params(params_path or "params.yaml", list(overrides))
-    patch = deploy_patch(params.deploy, model_uri=model_uri, index_version=index_version)
-    return write_and_apply(params.deploy, patch, manifest.path)
+    return write_and_apply(params.deploy, deploy_patch(params.deploy, index_version=index_version), manifest.path)
 
 
 def reindex(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, items_uri: str,
@@ -252,7 +261,7 @@ def reindex(params_path: str, overrides: list, tracking_uri: str, parent_run_id:
 
 
 STEP_FUNCTIONS = [ingest, validate, features, split, embed, quantize, tasks, train, evaluate, baselines, register,
-                  deploy, reindex]
+                  deploy, reindex, swap_index]
 HELPER_FUNCTIONS = [open_run, close_run, stop_invalid]
 
 

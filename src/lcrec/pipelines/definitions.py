@@ -70,9 +70,9 @@ def training_pipeline(params: Params):
                 reg = c["register"](**common, model=trn.outputs["model"], index=qua.outputs["index"],
                                     data=ing.outputs["data"], split=spl.outputs["split"],
                                     evaluation=evl.outputs["evaluation"])
-                with dsl.If(reg.outputs["promoted"] == True, name="beats-serving-model"):  # noqa: E712
-                    c["deploy"](params_path=params_path, overrides=overrides, model_uri=reg.outputs["model_uri"],
-                                index_version="")
+                with dsl.If(reg.outputs["Output"] == True, name="beats-serving-model"):  # noqa: E712
+                    c["deploy"](params_path=params_path, overrides=overrides,
+                                registration=reg.outputs["registration"])
                 for step, task in [("split", spl), ("embed", emb), ("quantize", qua), ("tasks", tsk),
                                    ("evaluate", evl), ("register", reg)]:
                     _resources(task, step, cfg)
@@ -112,7 +112,7 @@ def reindex_pipeline(params: Params):
                                index_store=index_store).set_caching_options(False)
             _resources(new, "reindex", cfg)
             kubernetes.mount_pvc(new, pvc_name=cfg.shared_volume, mount_path=MOUNT)
-            c["deploy"](params_path=params_path, overrides=overrides, model_uri="", index_version=new.outputs["Output"])
+            c["swap_index"](params_path=params_path, overrides=overrides, index_version=new.outputs["Output"])
 
     return reindex
 
