@@ -96,7 +96,10 @@ def do_embed(cfg: EmbedConfig, items: pd.DataFrame, out_dir: str | Path, encoder
     }
     (out_dir / META).write_text(json.dumps(meta, indent=2))
     norms = np.linalg.norm(emb, axis=1)
-    return {"num_items": len(ids), "dim": int(emb.shape[1]), "seconds": seconds, "mean_norm": float(norms.mean())}
+    return {
+        "num_items": len(ids), "dim": int(emb.shape[1]), "encoder": cfg.encoder, "seconds": seconds,
+        "mean_norm": float(norms.mean()),
+    }
 
 
 def read_embeddings(embed_dir: str | Path) -> tuple[np.ndarray, list[str], dict[str, Any]]:
