@@ -70,6 +70,8 @@ def test_resume_from_a_mid_run_checkpoint_matches(uninterrupted, tiny_tasks, tmp
     wa = load_file(out_a / "model" / "adapter_model.safetensors")
     wb = load_file(tmp_path / "model" / "adapter_model.safetensors")
     assert wa.keys() == wb.keys()
+    assert any("trainable_tokens_delta" in k for k in wa)
+    assert not [k for k in wa if "base_layer" in k]  # no full embedding copy in the adapter
     for k in wa:
         assert torch.allclose(wa[k], wb[k], atol=1e-6), k
 

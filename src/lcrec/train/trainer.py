@@ -18,6 +18,7 @@ Per-family loss. ``compute_loss`` adds each target token's loss to its task fami
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -91,7 +92,12 @@ def apply_lora(model, cfg: TrainConfig, code_ids: list[int]):
         task_type=TaskType.CAUSAL_LM, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
         target_modules=list(cfg.lora_targets), trainable_token_indices=token_indices,
     )
-    return get_peft_model(model, lora)
+    peft_model = get_peft_model(model, lora)
+    # peft would store the whole resized embedding matrix in every adapter ("save_embedding_layers=auto"), ~115 MB
+    # for SmolLM2; the code-token rows are already in the adapter and the rest is rebuilt exactly from the
+    # backbone by lcrec.model.trained.load_trained, so adapters and checkpoints stay small.
+    peft_model.save_pretrained = functools.partial(peft_model.save_pretrained, save_embedding_layers=False)
+    return peft_model
 
 
 def response_loss(model, inputs: dict[str, Any]):
