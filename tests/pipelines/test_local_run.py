@@ -80,7 +80,9 @@ def test_failing_validation_stops_before_training_and_keeps_the_champion(compile
         run_local(load_params(None), compiled=compiled, pipeline_root=root,
                   arguments={"overrides": [*TINY, "validate.rating_max=1.0"], "tracking_uri": uri})
     (run_dir,) = list(root.iterdir())
-    assert (run_dir / "validate").is_dir() and (run_dir / "stop-invalid").is_dir()
+    result = json.loads((run_dir / "validate" / "validation" / "result.json").read_text())
+    assert not result["stats"]["success"] and result["stats"]["failed"] == 1  # the gate's evidence stays in the validate task's artifacts (+ Data Docs)
+    assert (run_dir / "validate" / "data_docs").stat().st_size > 1000
     for task in ("split", "embed", "quantize", "tasks", "train", "evaluate", "register", "deploy"):
         assert not (run_dir / task).exists(), f"{task} ran after a failed validation"
     assert str(client.get_model_version_by_alias("lcrec", "champion").version) == str(served.version)
