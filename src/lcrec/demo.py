@@ -20,6 +20,7 @@ STEPS: list[tuple[str, str]] = [
     ("embed", "lcrec.embed.embed:run_embed"),
     ("quantize", "lcrec.quantize.quantize:run_quantize"),
     ("tasks", "lcrec.tasks.tasks:run_tasks"),
+    ("train", "lcrec.train.train:run_train"),
 ]
 
 
@@ -77,6 +78,17 @@ def _summary_lines(stats: dict[str, dict]) -> list[str]:
         lines.append(
             f"alignment tasks: {tasks['train_rows']:,} train rows ({mix}); {tasks['valid_rows']:,} valid, "
             f"{tasks['test_rows']:,} test prompts"
+        )
+    train = stats.get("train")
+    if train:
+        per_family = ", ".join(
+            f"{f.upper()} {train[f'first_loss_{f}']:.2f}->{train[f'final_loss_{f}']:.2f}"
+            for f in train.get("families", []) if f"first_loss_{f}" in train
+        )
+        lines.append(
+            f"train ({train['backbone']}, {train['mode']}): {train['steps']} steps, "
+            f"{train['trainable_params']:,} trainable parameters, {train['tokens_per_s']:,.0f} tokens/s; "
+            f"loss per family {per_family}; model in {train['model_dir']}"
         )
     return lines
 
