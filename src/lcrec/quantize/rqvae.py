@@ -242,7 +242,7 @@ def _train(emb: np.ndarray, cfg: QuantizeConfig, device: str, progress: bool):
             sums += len(batch) / n * np.array([loss.item(), rloss.item(), qloss.item()])
         for key, v in zip(("loss", "recon", "quant"), sums, strict=True):
             history[key].append(float(v))
-        bar.set_postfix(loss=f"{sums[0]:.4g}", recon=f"{sums[1]:.3g}")
+        bar.set_postfix(loss=f"{sums[0]:.4g}", recon=f"{sums[1]:.3g}", refresh=False)
     model.eval()
     history.update({"train_items": n, "kmeans_seconds": t_kmeans, "train_seconds": time.perf_counter() - t0})
     return model, history
