@@ -49,7 +49,7 @@ def test_learns_a_deterministic_next_item_rule(tmp_path):
         seqs[f"u{u}"] = [catalogue[(start + t) % n] for t in range(length)]
     data = load_split(write_split(tmp_path / "split", seqs, catalogue))
     cfg = SasrecConfig(hidden=32, heads=2, blocks=2, dropout=0.0, max_len=10, lr=5e-3, batch_size=32, epochs=40,
-                       patience=40, max_minutes=0, seed=0, device="cpu")
+                       patience=4, max_minutes=0, seed=0, device="cpu")
     res = train_sasrec(data, cfg, ks=(1, 10), progress=False)
     assert res["final_loss"] < 0.5 * res["first_loss"]
     assert res["test"]["hr@1"] >= 0.95

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from movielens_fixture import MOVIES, SEQUENCES  # tests/tasks is on sys.path (conftest)
 
 from lcrec.config import DecodeConfig, EvaluateConfig
 from lcrec.evaluate.evaluate import clean_title, evaluate_model, select_rows, summarize, title_template
 from lcrec.tasks.templates import pool
-
-from movielens_fixture import MOVIES, SEQUENCES  # noqa: E402  (tests/tasks is on sys.path via conftest)
 
 
 def test_select_rows_keeps_the_same_first_users_for_every_template():

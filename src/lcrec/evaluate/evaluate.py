@@ -104,12 +104,11 @@ def invalid_recommendations(ranked: list[list[tuple[str, ...]]], catalogue: set[
 def ite_rows(tasks_cfg: TasksConfig, split_dir: Path, index_path: Path, data_dir: Path | None,
              users: set[str], cache_path: Path) -> list[dict[str, Any]]:
     """Test-time ITE prompts: an intention (from the teacher) about each user's test item -> its code."""
-    from lcrec.tasks.context import TaskContext, TrainRow, leaks
+    from lcrec.tasks.context import TaskContext, TaskExample, TrainRow, leaks
     from lcrec.tasks.dataset import render_row
     from lcrec.tasks.tasks import _read_parquet, load_feedback, load_index, load_items
     from lcrec.tasks.teachers import ItemView, TeacherCache, TeacherRequest, generate_texts, make_teacher
     from lcrec.tasks.templates import pool
-    from lcrec.tasks.context import TaskExample
 
     test = _read_parquet(Path(split_dir) / "test.parquet", "split")
     rows = [TrainRow(str(u), tuple(str(i) for i in h), str(t))
