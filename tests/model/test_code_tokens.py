@@ -58,3 +58,15 @@ def test_noise_and_padded_vocab():
     mean = old[:512].mean(0)
     assert not torch.equal(rows[0], rows[1])
     assert (rows - mean).abs().max() < 0.1 * old[:512].std(0).max() * 6
+
+
+def test_training_tokens_cover_the_whole_codebook_grid(tmp_path):
+    import json
+
+    from lcrec.model.code_tokens import codebook_tokens, training_code_tokens
+
+    (tmp_path / "index.json").write_text(json.dumps({"1": ["<a_1>", "<b_0>"], "2": ["<a_0>", "<b_2>"]}))
+    assert training_code_tokens(tmp_path / "index.json") == ["<a_0>", "<a_1>", "<b_0>", "<b_2>"]
+    (tmp_path / "index_meta.json").write_text(json.dumps({"num_levels": 2, "codebook_size": 3}))
+    grid = training_code_tokens(tmp_path / "index.json")
+    assert grid == codebook_tokens(2, 3) == ["<a_0>", "<a_1>", "<a_2>", "<b_0>", "<b_1>", "<b_2>"]

@@ -52,6 +52,28 @@ def code_tokens_from_index(index: Mapping[str, Any] | str | Path) -> list[str]:
     return sort_code_tokens(tokens)
 
 
+def codebook_tokens(num_levels: int, codebook_size: int) -> list[str]:
+    """Every token of a ``num_levels`` x ``codebook_size`` codebook grid, in level then code order."""
+    return [f"<{chr(ord('a') + level)}_{code}>" for level in range(num_levels) for code in range(codebook_size)]
+
+
+def training_code_tokens(index_path: str | Path) -> list[str]:
+    """The code tokens a model is trained with: the whole codebook grid when ``index_meta.json`` beside the
+    index names it, so items the live re-index adds later (whose codes may use a code no current item uses)
+    can still be written; otherwise the tokens the index uses."""
+    index_path = Path(index_path)
+    used = code_tokens_from_index(index_path)
+    meta_path = index_path.with_name("index_meta.json")
+    if not meta_path.exists():
+        return used
+    meta = json.loads(meta_path.read_text())
+    levels, size = meta.get("num_levels"), meta.get("codebook_size")
+    if not levels or not size:
+        return used
+    grid = codebook_tokens(int(levels), int(size))
+    return sort_code_tokens(set(grid) | set(used))
+
+
 def _init_rows(weight, new_ids: list[int], n_old: int, noise_std: float, generator) -> None:
     import torch
 

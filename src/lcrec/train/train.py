@@ -75,7 +75,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from lcrec.model.code_tokens import code_tokens_from_index
+    from lcrec.model.code_tokens import training_code_tokens
     from lcrec.model.trained import ModelManifest
     from lcrec.tasks.registry import family_of
     from lcrec.train.collator import (
@@ -103,7 +103,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
                                     "configs/deepspeed/ds_zero2.json and ds_zero3.json")
         single_process_dist_env()
     set_seed(cfg.seed)
-    code_tokens = code_tokens_from_index(index_path)
+    code_tokens = training_code_tokens(index_path)
     rows = read_rows(train_path)
     if not rows:
         raise ValueError(f"{train_path} holds no rows; check tasks.families and the split")
