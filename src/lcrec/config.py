@@ -300,6 +300,8 @@ class EvaluateConfig:
     templates: list[str] = knob([], "SEQ template ids to evaluate (e.g. seq/0); empty = every SEQ template in "
                                 "test_seq.jsonl (the paper averages over all of them).")
     ks: list[int] = knob([1, 5, 10], "Cut-offs of HR@k and NDCG@k.")
+    valid: bool = knob(True, "Also score the SEQ prompts of the valid split (same users): the metric the registry "
+                       "promotes on (valid.ndcg@10), so model selection never looks at test.")
     ite: bool = knob(True, "Also score the user-intention task (ITE): the teacher (tasks.teacher) writes an intention "
                      "about each evaluated test user's test item; the model must write that item's code.")
     title_items: int = knob(200, "Items whose index -> title generation is scored (exact title match, greedy "

@@ -58,6 +58,9 @@ def test_evaluate_end_to_end(tiny_setup):
     assert set(m["ite"]["per_task"]) == {"ite.query2index", "ite.history_query2index"}
     assert all(0.0 <= v <= 1.0 for v in m["ite"]["mean"].values())
     assert m["index_to_title"]["items"] == 4 and 0.0 <= m["index_to_title"]["exact_match"] <= 1.0
+    # the valid split is scored on the same users: the registry promotes on valid.ndcg@10, never on test
+    assert 0.0 <= m["valid"]["ndcg@10"] <= 1.0 and m["valid"]["rows"] >= len(SEQUENCES)
+    assert m["valid"]["invalid_items"] == 0
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["seq"]["mean"] == pytest.approx(seq["mean"])
     assert (out / "seq_templates.png").stat().st_size > 1000

@@ -21,9 +21,6 @@ TINY = [
     "train.save_steps=100", "train.eval_rows=8",
     "evaluate.max_users=8", "evaluate.ite=false", "evaluate.title_items=0", "evaluate.templates=[seq/0]",
     "decode.beam_width=10", "decode.top_k=10", "features.materialize=false",
-    # the evaluate step scores test users only so far; promotion should use valid NDCG@10 (register.metric's
-    # default) once evaluate writes a "valid" section. The gate mechanics are the same for either key.
-    "register.metric=seq.mean.ndcg@10",
 ]
 
 

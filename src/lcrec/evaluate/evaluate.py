@@ -316,6 +316,13 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
                      "colliding_items": "one rank (a shared code is a hit)", "catalogue_items": len(catalogue),
                      "model_dir": str(model_dir), "device": device},
     }
+    if cfg.valid:
+        valid_rows = [r for r in read_jsonl(Path(tasks_dir) / "valid.jsonl") if str(r["user_id"]) in users]
+        if valid_rows:
+            per_valid, valid_ranked, _ = rank_rows(model, tok, trie, valid_rows, decode, ks, progress=progress)
+            summary = summarize(per_valid, names)
+            metrics["valid"] = {**summary["mean"], "per_template": per_valid, "rows": len(valid_rows),
+                                "invalid_items": invalid_recommendations(valid_ranked, catalogue)}
     if cfg.ite:
         ite = ite_rows(tasks_cfg, split_dir, index_path, data_dir, users, out_dir / "teacher_cache.json")
         if ite:
