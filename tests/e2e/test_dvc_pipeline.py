@@ -11,8 +11,10 @@ def test_dvc_repro_runs_then_does_nothing(repo_copy, sh):
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     # keep every stage short: the pipeline's shape and DVC's bookkeeping are what is under test here
     params["quantize"]["epochs"] = 20
-    if "train" in params:
-        params["train"].update(backbone="tiny-llama", max_steps=4)
+    params["train"].update(backbone="tiny-llama", max_steps=4, eval_rows=8)
+    params["baselines"]["sasrec"].update(epochs=1, max_minutes=0.5)
+    params["evaluate"].update(max_users=8, ite=False, title_items=0, templates=["seq/0"])
+    params["decode"].update(beam_width=10, top_k=10)
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stages = yaml.safe_load((repo_copy / "dvc.yaml").read_text())["stages"]
     first = run(["dvc", "repro"], repo_copy, timeout=1200)
