@@ -243,13 +243,19 @@ def _params(params: Params, args: argparse.Namespace) -> None:
 
 def _add_demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until", default=None, help="stop after this step (default: run every step that exists)")
+    p.add_argument("--no-serve", action="store_true",
+                   help="skip the serving part (predictor on 127.0.0.1, recommendations, live re-index)")
+    p.add_argument("--reindex", default="pipeline", choices=["pipeline", "cli"],
+                   help="how the serving part adds new items: the KFP re-index pipeline run with kfp.local "
+                   "(default) or `lcrec reindex`")
 
 
-@command("demo", "Run the pipeline end to end in one process and print a summary.", _add_demo_args)
+@command("demo", "Run the pipeline end to end in one process, print a summary, then serve, recommend and re-index "
+         "on 127.0.0.1.", _add_demo_args)
 def _demo(params: Params, args: argparse.Namespace) -> None:
     from lcrec.demo import run_demo
 
-    run_demo(params, until=args.until)
+    run_demo(params, until=args.until, serve=not args.no_serve, reindex=args.reindex)
 
 
 # --------------------------------------------------------------------------------------------------- main

@@ -295,17 +295,20 @@ class DecodeConfig:
 
 @dataclass
 class EvaluateConfig:
-    max_users: int = knob(0, "Test users evaluated (the first N by user id, the same users for every template); 0 = all. "
-                          "Keep CPU runs short with e.g. 50.")
-    templates: list[str] = knob([], "SEQ template ids to evaluate (e.g. seq/0); empty = every SEQ template in "
-                                "test_seq.jsonl (the paper averages over all of them).")
+    max_users: int = knob(64, "Test users evaluated (the first N by user id, the same users for every template); 0 = all "
+                          "(paper protocol; GPU runs: --set evaluate.max_users=0). The default keeps the CPU demo to "
+                          "a few minutes.")
+    templates: list[str] = knob(["seq/0", "seq/1"], "SEQ template ids to evaluate (e.g. seq/0); empty = every SEQ "
+                                "template in test_seq.jsonl (the paper averages over all of them; GPU runs: --set "
+                                "evaluate.templates=[]). The default (two) keeps the CPU demo short.")
     ks: list[int] = knob([1, 5, 10], "Cut-offs of HR@k and NDCG@k.")
     valid: bool = knob(True, "Also score the SEQ prompts of the valid split (same users): the metric the registry "
                        "promotes on (valid.ndcg@10), so model selection never looks at test.")
     ite: bool = knob(True, "Also score the user-intention task (ITE): the teacher (tasks.teacher) writes an intention "
                      "about each evaluated test user's test item; the model must write that item's code.")
-    title_items: int = knob(200, "Items whose index -> title generation is scored (exact title match, greedy "
-                            "unconstrained decoding; a seeded sample of the catalogue); 0 = off.")
+    title_items: int = knob(20, "Items whose index -> title generation is scored (exact title match, greedy "
+                            "unconstrained decoding; a seeded sample of the catalogue); 0 = off. 20 keeps the CPU "
+                            "demo short; use 200+ on a GPU.")
     title_max_new_tokens: int = knob(40, "Longest generated title, tokens.")
     seed: int = knob(2024, "Seed of the item sample for the title check.")
     device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
@@ -325,8 +328,8 @@ class SasrecConfig:
     batch_size: int = knob(256, "Training windows per step (each window: max_len positions, CE at every one).")
     epochs: int = knob(60, "Most training epochs (one epoch = every training window once).")
     patience: int = knob(5, "Stop after this many evaluations without a better valid NDCG@10 (best weights kept).")
-    max_minutes: float = knob(9.0, "Stop training after this many minutes, mid-epoch if need be (0 = no limit); the "
-                              "best-on-valid weights are kept.")
+    max_minutes: float = knob(2.0, "Stop training after this many minutes, mid-epoch if need be (0 = no limit); the "
+                              "best-on-valid weights are kept. 2 keeps the CPU demo short; quality runs use 0 or more.")
     seed: int = knob(2024, "Seed of initialisation, window offsets and batch order.")
     device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
     threads: int = knob(0, "CPU threads torch uses (0 = torch's default).")

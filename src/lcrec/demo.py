@@ -1,11 +1,15 @@
 """``lcrec demo`` / ``make demo``: the pipeline end to end in one process, then a summary.
 
-The same step functions the CLI, DVC and the KFP components call, in order, under one MLflow parent run.
+The same step functions the CLI, DVC and the KFP components call, in order, under one MLflow parent run; then
+(unless ``serve=False``) the predictor in a subprocess on 127.0.0.1, recommendations for a few test users, new
+items added through the re-index pipeline while it serves, and where a new item ranks
+(:func:`lcrec.serve.demo_client.run_serving_demo`).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from collections.abc import Callable
 
@@ -21,6 +25,9 @@ STEPS: list[tuple[str, str]] = [
     ("quantize", "lcrec.quantize.quantize:run_quantize"),
     ("tasks", "lcrec.tasks.tasks:run_tasks"),
     ("train", "lcrec.train.train:run_train"),
+    ("baselines", "lcrec.baselines.baselines:run_baselines"),
+    ("evaluate", "lcrec.evaluate.evaluate:run_evaluate"),
+    ("register", "lcrec.tracking.registry:run_register"),
 ]
 
 
@@ -29,7 +36,7 @@ def _resolve(target: str) -> Callable[[Params], dict]:
     return getattr(importlib.import_module(module), fn)
 
 
-def _summary_lines(stats: dict[str, dict]) -> list[str]:
+def _summary_lines(stats: dict[str, dict], params: Params | None = None) -> list[str]:
     lines = []
     ing = stats.get("ingest")
     if ing:
@@ -90,10 +97,61 @@ def _summary_lines(stats: dict[str, dict]) -> list[str]:
             f"{train['trainable_params']:,} trainable parameters, {train['tokens_per_s']:,.0f} tokens/s; "
             f"loss per family {per_family}; model in {train['model_dir']}"
         )
+    lines += _quality_lines(stats, params)
+    reg = stats.get("register")
+    if reg:
+        lines.append(
+            f"registered {reg['model_name']} version {reg['version']}: "
+            f"{'promoted to' if reg.get('promoted') else 'not promoted to'} @{reg.get('alias', 'champion')} "
+            f"({reg.get('reason', '')}); @{reg.get('alias', 'champion')} = version {reg.get('champion')}"
+        )
     return lines
 
 
-def run_demo(params: Params, until: str | None = None) -> dict[str, dict]:
+def _metric(tree: dict, *keys: str) -> float | None:
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return float(tree) if isinstance(tree, int | float) else None
+
+
+def _quality_lines(stats: dict[str, dict], params: Params | None) -> list[str]:
+    """Ours vs SASRec-CE vs popularity on the same leave-one-out test users (HR@10 / NDCG@10)."""
+    if "evaluate" not in stats and "baselines" not in stats:
+        return []
+    ours: dict = {}
+    if params is not None and (params.paths.step("evaluate") / "metrics.json").exists():
+        ours = json.loads((params.paths.step("evaluate") / "metrics.json").read_text())
+    base = stats.get("baselines") or {}
+    rows = []
+    if ours:
+        seq = ours.get("seq", {})
+        rows.append((f"LC-Rec ({params.train.backbone if params else 'llm'}, {seq.get('users', '?')} users x "
+                     f"{seq.get('templates', '?')} templates)", _metric(seq, "mean", "hr@10"),
+                     _metric(seq, "mean", "ndcg@10")))
+    for name, label in (("sasrec", "SASRec-CE"), ("popularity", "popularity")):
+        if name in base:
+            users = base.get("protocol", {}).get("users", "?")
+            rows.append((f"{label} ({users} users)", _metric(base[name], "test", "hr@10"),
+                         _metric(base[name], "test", "ndcg@10")))
+    if not rows:
+        return []
+
+    def fmt(v: float | None) -> str:
+        return "  n/a " if v is None else f"{v:.4f}"
+
+    out = ["test HR@10 / NDCG@10:"]
+    out += [f"    {name:<44} {fmt(hr)} / {fmt(ndcg)}" for name, hr, ndcg in rows]
+    valid = _metric(ours, "valid", "ndcg@10") if ours else None
+    if valid is not None:
+        out.append(f"    (valid NDCG@10 of LC-Rec, the registry's promotion metric: {valid:.4f})")
+    return out
+
+
+def run_demo(params: Params, until: str | None = None, serve: bool = True, reindex: str = "pipeline",
+             serve_options: dict | None = None) -> dict[str, dict]:
+    """Run STEPS (up to ``until``), print the summary, then (``serve`` and every step ran) the serving demo with
+    new items added through the KFP re-index pipeline (``reindex="pipeline"``) or ``lcrec reindex`` (``"cli"``);
+    ``serve_options`` go to :func:`lcrec.serve.demo_client.run_serving_demo` (users, new_items, show, k, timeout_s)."""
     from lcrec.tracking import pipeline_run
 
     names = [name for name, _ in STEPS]
@@ -109,6 +167,14 @@ def run_demo(params: Params, until: str | None = None) -> dict[str, dict]:
             if name == until:
                 break
     print("\nSummary")
-    for line in _summary_lines(stats):
+    for line in _summary_lines(stats, params):
         print("  " + line)
+    if serve and until in (None, names[-1]):
+        from lcrec.serve.demo_client import run_serving_demo
+
+        print("\n==> serve", flush=True)
+        started = time.perf_counter()
+        stats["serve"] = run_serving_demo(params, reindex=reindex, say=lambda line: print(line, flush=True),
+                                          **(serve_options or {}))
+        print(f"    done in {time.perf_counter() - started:.1f} s", flush=True)
     return stats
