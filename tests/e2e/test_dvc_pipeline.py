@@ -29,3 +29,8 @@ def test_dvc_repro_runs_then_does_nothing(repo_copy, sh):
     assert "up to date" in status.stdout.lower()
     metrics = run(["dvc", "metrics", "show", "--json"], repo_copy)
     assert "avg_sequence_length" in metrics.stdout and "collision_rate_final" in metrics.stdout
+    # a parameter sweep point: only the stages downstream of the changed parameter rerun
+    exp = run(["dvc", "exp", "run", "-S", "evaluate.max_users=4", "-n", "four-users"], repo_copy)
+    assert "Running stage 'evaluate'" in exp.stdout and "Running stage 'train'" not in exp.stdout, exp.stdout
+    shown = run(["dvc", "exp", "show", "--json"], repo_copy)
+    assert "four-users" in shown.stdout
