@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -169,6 +170,8 @@ def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: i
     split = params.paths.step("split")
     catalogue = pd.read_parquet(split / "items.parquet")
     folder = work / "folder"
+    # the demo owns this folder: start from the index just trained on, not from an earlier demo's re-indexed store
+    shutil.rmtree(folder / "index", ignore_errors=True)
     built = build_serving_folder(params.paths.step("train") / "model", params.paths.step("index"),
                                  catalogue[["item_id", "title"]], folder, template=params.serve.template,
                                  max_history=params.serve.max_history)
@@ -263,9 +266,9 @@ def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: i
             shared = _shared_levels(codes.get(r.item_id, ""), codes.get(r.sequel_of, ""))
             say(f"\n{r.item_id} {r.title}: code {codes.get(r.item_id)} shares {shared} of "
                 f"{idx.num_levels} levels with {titles.get(r.sequel_of)} {codes.get(r.sequel_of)}")
-            where = (f"rank {rank} of the top {len(ranked)}" if rank else
-                     f"not in the top {len(ranked)} (of {len(idx.item_ids):,} items)")
-            say(f"  for user {u}'s history it is at {where}")
+            where = (f"is at rank {rank} of the top {len(ranked)}" if rank else
+                     f"is not in the top {len(ranked)} (of {len(idx.item_ids):,} items)")
+            say(f"  for user {u}'s history it {where}")
             if rank:
                 lo = max(0, rank - 3)
                 for line in _fmt(pred["items"][lo:rank + 2], new_ids):
@@ -275,7 +278,7 @@ def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: i
         result["served_new_items"] = served
         if not served:
             say(f"\nno new item reached the top {k} for these histories: the demo model is trained for a few steps "
-                "on CPU; a trained model ranks sequels of watched films higher")
+                "on CPU, so these ranks say little about the method; the items are served (trie + titles) all the same")
     finally:
         result["server_exit"] = server.stop()
     say(f"\npredictor stopped with SIGTERM (exit code {result['server_exit']})")
