@@ -1,21 +1,21 @@
-"""The demo's made-up new items: one sequel per history, of its last unused catalogue item, with the genres kept."""
+"""The demo's made-up new items: a special edition of each distinct base item, with title, year and genres kept."""
 
 import pandas as pd
 
-from lcrec.serve.demo_client import free_port, sequel_items
+from lcrec.serve.demo_client import edition_items, free_port
 
 ITEMS = pd.DataFrame({"item_id": ["1", "2", "3"], "title": ["Toy Story (1995)", "Heat (1995)", "Se7en (1995)"],
                       "categories": ["Animation, Comedy", "Action, Crime", "Crime, Thriller"]})
 
 
-def test_sequels_continue_the_last_item_of_each_history():
-    new = sequel_items([["2", "1"], ["3", "1"], ["9"]], ITEMS, n=3)
-    assert list(new["item_id"]) == ["new-1", "new-2"]  # the third history has no catalogue item
-    assert list(new["sequel_of"]) == ["1", "3"]  # "1" is used once; the second history falls back to "3"
-    assert new.loc[0, "title"] == "Toy Story: Part 2 (2026)"
+def test_one_edition_per_distinct_known_base():
+    new = edition_items(["1", "1", "9", "3"], ITEMS, n=3)
+    assert list(new["item_id"]) == ["new-1", "new-2"]  # "1" once; "9" is not in the catalogue
+    assert list(new["edition_of"]) == ["1", "3"]
+    assert new.loc[0, "title"] == "Toy Story (1995) [Special Edition]"
     assert new.loc[0, "categories"] == "Animation, Comedy"
-    assert new.loc[0, "text"] == "Toy Story: Part 2 (2026). Categories: Animation, Comedy."
-    assert len(sequel_items([["1"], ["2"], ["3"]], ITEMS, n=2)) == 2
+    assert new.loc[0, "text"] == "Toy Story (1995) [Special Edition]. Categories: Animation, Comedy."
+    assert len(edition_items(["1", "2", "3"], ITEMS, n=2)) == 2
 
 
 def test_free_port_is_bindable_on_localhost():

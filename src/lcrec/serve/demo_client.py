@@ -35,27 +35,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def sequel_items(histories: list[list[str]], items: pd.DataFrame, n: int = 3, start: int = 1) -> pd.DataFrame:
-    """Made-up sequels of the last movie in each history (one per history, up to ``n``): same genres, a new title
-    and id ``new-<k>``; ``text`` composed the way the MovieLens ingest composes it, so the frozen encoder and
-    quantizer see the same kind of input."""
+def edition_items(bases: list[str], items: pd.DataFrame, n: int = 3, start: int = 1) -> pd.DataFrame:
+    """Made-up new releases: a "Special Edition" of each base item (distinct, up to ``n``) with its title, year and
+    genres kept and id ``new-<k>``; ``text`` composed the way the MovieLens ingest composes it, so the frozen
+    encoder and quantizer see the same kind of input. Such an item's text is close to its base's, so the frozen
+    quantizer gives it a code next to the base's code."""
     from lcrec.data.text import compose_item_text
 
     by_id = items.set_index("item_id")
     rows, used = [], set()
-    for history in histories:
-        base = next((i for i in reversed(history) if i in by_id.index and i not in used), None)
-        if base is None:
+    for base in bases:
+        if base not in by_id.index or base in used:
             continue
         used.add(base)
-        title = str(by_id.at[base, "title"])
-        name = re.sub(r"\s*\(\d{4}\)\s*$", "", title).strip() or title
-        k = start + len(rows)
-        new_title = f"{name}: Part {k + 1} (2026)"
+        new_title = f"{by_id.at[base, 'title']} [Special Edition]"
         categories = str(by_id.at[base, "categories"]) if "categories" in by_id.columns else ""
-        rows.append({"item_id": f"new-{k}", "title": new_title,
+        rows.append({"item_id": f"new-{start + len(rows)}", "title": new_title,
                      "description": f"Genres: {categories}." if categories else "", "categories": categories,
-                     "brand": "", "text": compose_item_text(new_title, "", categories), "sequel_of": base})
+                     "brand": "", "text": compose_item_text(new_title, "", categories), "edition_of": base})
         if len(rows) == n:
             break
     return pd.DataFrame(rows)
@@ -156,7 +153,7 @@ def _fmt(items: list[dict[str, Any]], new_ids: set[str] = frozenset()) -> list[s
 def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: int = 5, k: int = 100,
                      reindex: str = "pipeline", timeout_s: float = 300, say: Callable[[str], None] = print
                      ) -> dict[str, Any]:
-    """Serve ``work/train/model`` + ``work/index``; recommend for ``users`` test users; add ``new_items`` sequels
+    """Serve ``work/train/model`` + ``work/index``; recommend for ``users`` test users; add ``new_items`` special editions of the users' top items
     through the re-index pipeline (``reindex="pipeline"``) or ``lcrec reindex`` (``"cli"``); wait for the server
     to follow; report where each new item ranks (top ``k``) for its user. Returns what happened."""
     from lcrec.serve.index_store import read_current
@@ -214,12 +211,14 @@ def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: i
             f"beam {params.serve.beam_width} over {len(catalogue):,} items)")
 
         # ---- new items, re-indexed while the server runs
-        new = sequel_items(list(histories.values()), catalogue, n=new_items)
+        # new releases of what the model already recommends: a special edition of each user's top item
+        tops = [result["before"][u][0] for u in histories if result["before"].get(u)]
+        new = edition_items(tops, catalogue, n=new_items)
         items_path = work / "new_items.jsonl"
         new.to_json(items_path, orient="records", lines=True)
         say(f"\nadding {len(new)} new items ({items_path}):")
         for r in new.itertuples():
-            say(f"    {r.item_id}: {r.title} [{r.categories}] (sequel of {titles.get(r.sequel_of, r.sequel_of)})")
+            say(f"    {r.item_id}: {r.title} [{r.categories}]")
         t0 = time.perf_counter()
         if reindex == "pipeline":
             uri = tracking_uri(params.tracking, params.paths)
@@ -251,21 +250,22 @@ def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: i
         idx = read_index(current_dir(index_root))
         codes = dict(zip(idx.item_ids, idx.code_strings(), strict=True))
         new_ids = set(new["item_id"])
-        owner = {r.item_id: u for r in new.itertuples() for u, h in histories.items() if r.sequel_of in h}
+        owner = {r.item_id: u for r in new.itertuples() for u in histories
+                 if result["before"].get(u) and result["before"][u][0] == r.edition_of}
         result["ranks"] = {}
         result["new_items"] = {}
         for r in new.itertuples():
             u = owner.get(r.item_id)
-            history = histories[u] if u else [r.sequel_of]
+            history = histories[u] if u else [r.edition_of]
             pred = server.predict([{"history": history, "k": k}])["predictions"][0]
             ranked = [it["item_id"] for it in pred["items"]]
             rank = ranked.index(r.item_id) + 1 if r.item_id in ranked else None
             result["ranks"][r.item_id] = rank
             result["new_items"][r.item_id] = {"title": r.title, "code": codes.get(r.item_id),
-                                              "sequel_of_code": codes.get(r.sequel_of), "user": u}
-            shared = _shared_levels(codes.get(r.item_id, ""), codes.get(r.sequel_of, ""))
+                                              "edition_of_code": codes.get(r.edition_of), "user": u}
+            shared = _shared_levels(codes.get(r.item_id, ""), codes.get(r.edition_of, ""))
             say(f"\n{r.item_id} {r.title}: code {codes.get(r.item_id)} shares {shared} of "
-                f"{idx.num_levels} levels with {titles.get(r.sequel_of)} {codes.get(r.sequel_of)}")
+                f"{idx.num_levels} levels with {titles.get(r.edition_of)} {codes.get(r.edition_of)}")
             where = (f"is at rank {rank} of the top {len(ranked)}" if rank else
                      f"is not in the top {len(ranked)} (of {len(idx.item_ids):,} items)")
             say(f"  for user {u}'s history it {where}")
