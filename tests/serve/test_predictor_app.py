@@ -3,7 +3,6 @@ hypothesis fuzz of the request schema with no 5xx, the top-K cache and an in-pro
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings

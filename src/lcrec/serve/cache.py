@@ -159,9 +159,9 @@ def read_histories(params: Any, store: Any = None, users_path: str | None = None
     """Users to precompute: ``users_path`` (parquet/csv with user_id [+ items]) or work/split/sequences.parquet.
     A user's history is the feature store's recent_items (what the predictor reads for a user-id request) when
     the store has it, else the sequence's items."""
-    import pandas as pd
-
     from pathlib import Path
+
+    import pandas as pd
 
     path = Path(users_path) if users_path else params.paths.step("split") / "sequences.parquet"
     if not path.exists():

@@ -35,24 +35,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def edition_items(bases: list[str], items: pd.DataFrame, n: int = 3, start: int = 1) -> pd.DataFrame:
-    """Made-up new releases: a "Special Edition" of each base item (distinct, up to ``n``) with its title, year and
-    genres kept and id ``new-<k>``; ``text`` composed the way the MovieLens ingest composes it, so the frozen
-    encoder and quantizer see the same kind of input. Such an item's text is close to its base's, so the frozen
-    quantizer gives it a code next to the base's code."""
+def edition_items(picks: list[tuple[str, str]], items: pd.DataFrame, n: int = 3, start: int = 1) -> pd.DataFrame:
+    """Made-up new catalogue entries: for each ``(user_id, base item)`` pick (distinct bases, up to ``n``), a new
+    listing of the same film (a re-release) with id ``new-<k>``: same title, year and genres, so the same text
+    reaches the frozen encoder and the quantizer places the new code next to the base's code (its collision
+    resolution moves it to the nearest free code under the same prefix)."""
     from lcrec.data.text import compose_item_text
 
     by_id = items.set_index("item_id")
     rows, used = [], set()
-    for base in bases:
+    for user, base in picks:
         if base not in by_id.index or base in used:
             continue
         used.add(base)
-        new_title = f"{by_id.at[base, 'title']} [Special Edition]"
+        title = str(by_id.at[base, "title"])
         categories = str(by_id.at[base, "categories"]) if "categories" in by_id.columns else ""
-        rows.append({"item_id": f"new-{start + len(rows)}", "title": new_title,
-                     "description": f"Genres: {categories}." if categories else "", "categories": categories,
-                     "brand": "", "text": compose_item_text(new_title, "", categories), "edition_of": base})
+        rows.append({"item_id": f"new-{start + len(rows)}", "title": title, "description": "Re-release.",
+                     "categories": categories, "brand": "", "text": compose_item_text(title, "", categories),
+                     "edition_of": base, "for_user": user})
         if len(rows) == n:
             break
     return pd.DataFrame(rows)
@@ -153,7 +153,7 @@ def _fmt(items: list[dict[str, Any]], new_ids: set[str] = frozenset()) -> list[s
 def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: int = 5, k: int = 100,
                      reindex: str = "pipeline", timeout_s: float = 300, say: Callable[[str], None] = print
                      ) -> dict[str, Any]:
-    """Serve ``work/train/model`` + ``work/index``; recommend for ``users`` test users; add ``new_items`` special editions of the users' top items
+    """Serve ``work/train/model`` + ``work/index``; recommend for ``users`` test users; add ``new_items`` re-releases of the users' recommended films
     through the re-index pipeline (``reindex="pipeline"``) or ``lcrec reindex`` (``"cli"``); wait for the server
     to follow; report where each new item ranks (top ``k``) for its user. Returns what happened."""
     from lcrec.serve.index_store import read_current
@@ -211,14 +211,20 @@ def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: i
             f"beam {params.serve.beam_width} over {len(catalogue):,} items)")
 
         # ---- new items, re-indexed while the server runs
-        # new releases of what the model already recommends: a special edition of each user's top item
-        tops = [result["before"][u][0] for u in histories if result["before"].get(u)]
-        new = edition_items(tops, catalogue, n=new_items)
+        # re-releases of what the model already recommends: for each user, a new listing of their highest-ranked
+        # film not picked for an earlier user
+        picks, taken = [], set()
+        for u in histories:
+            base = next((i for i in result["before"].get(u, []) if i not in taken), None)
+            if base is not None:
+                taken.add(base)
+                picks.append((u, base))
+        new = edition_items(picks, catalogue, n=new_items)
         items_path = work / "new_items.jsonl"
         new.to_json(items_path, orient="records", lines=True)
         say(f"\nadding {len(new)} new items ({items_path}):")
         for r in new.itertuples():
-            say(f"    {r.item_id}: {r.title} [{r.categories}]")
+            say(f"    {r.item_id}: {r.title} [{r.categories}], a re-release of {r.edition_of} (for user {r.for_user})")
         t0 = time.perf_counter()
         if reindex == "pipeline":
             uri = tracking_uri(params.tracking, params.paths)
@@ -250,8 +256,7 @@ def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: i
         idx = read_index(current_dir(index_root))
         codes = dict(zip(idx.item_ids, idx.code_strings(), strict=True))
         new_ids = set(new["item_id"])
-        owner = {r.item_id: u for r in new.itertuples() for u in histories
-                 if result["before"].get(u) and result["before"][u][0] == r.edition_of}
+        owner = dict(zip(new["item_id"], new["for_user"], strict=True))
         result["ranks"] = {}
         result["new_items"] = {}
         for r in new.itertuples():
