@@ -37,7 +37,7 @@ def test_clean_title_and_title_template():
 
 def test_evaluate_end_to_end(tiny_setup):
     out = tiny_setup["root"] / "evaluate"
-    cfg = EvaluateConfig(ite=True, title_items=4, title_max_new_tokens=6, device="cpu")
+    cfg = EvaluateConfig(ite=True, title_items=4, title_max_new_tokens=6, device="cpu", templates=[])  # [] = all
     decode = DecodeConfig(beam_width=6, top_k=5, batch_size=4)
     m = evaluate_model(cfg, tiny_setup["model"], tiny_setup["tasks"], tiny_setup["index"], tiny_setup["split"], out,
                        decode=decode, data_dir=tiny_setup["data"], progress=False)
