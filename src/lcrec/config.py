@@ -559,6 +559,11 @@ def load_params(path: str | Path | None = "params.yaml", overrides: list[str] | 
         raise ConfigError(f"{path or 'params'}: {err}") from None
 
 
+def params_from_dict(raw: dict[str, Any]) -> Params:
+    """Type-check a raw params mapping (as in params.yaml) into :class:`Params`."""
+    return _build(Params, raw, "")
+
+
 def describe(cls: type = Params, prefix: str = "") -> list[tuple[str, Any, str]]:
     """(dotted key, default, help) for every knob, for ``lcrec params``."""
     rows = []

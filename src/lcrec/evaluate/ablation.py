@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any
 
-from lcrec.config import ConfigError, Params, apply_overrides
+from lcrec.config import ConfigError, Params, apply_overrides, params_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,10 @@ def parse_sets(sets: list[str]) -> list[list[str]]:
 def params_for_set(params: Params, families: list[str], overrides: list[str]) -> Params:
     """A copy of ``params`` with the ablation overrides applied and ``tasks.families`` set (checked like
     params.yaml)."""
-    from lcrec.config import _build
-
     raw = apply_overrides(params.to_dict(), list(overrides))
     raw.setdefault("tasks", {})["families"] = list(families)
     try:
-        return _build(Params, raw, "")
+        return params_from_dict(raw)
     except ConfigError as err:
         raise ConfigError(f"ablation.overrides: {err}") from None
 

@@ -104,28 +104,17 @@ def invalid_recommendations(ranked: list[list[tuple[str, ...]]], catalogue: set[
 def ite_rows(tasks_cfg: TasksConfig, split_dir: Path, index_path: Path, data_dir: Path | None,
              users: set[str], cache_path: Path) -> list[dict[str, Any]]:
     """Test-time ITE prompts: an intention (from the teacher) about each user's test item -> its code."""
-    from lcrec.tasks.context import TaskContext, TaskExample, TrainRow, leaks
+    from lcrec.tasks.context import TaskContext, TaskExample, leaks
     from lcrec.tasks.dataset import render_row
-    from lcrec.tasks.tasks import _read_parquet, load_feedback, load_index, load_items
-    from lcrec.tasks.teachers import ItemView, TeacherCache, TeacherRequest, generate_texts, make_teacher
+    from lcrec.tasks.tasks import intention_request, load_feedback, load_index, load_items, read_split_rows
+    from lcrec.tasks.teachers import ask_teacher
     from lcrec.tasks.templates import pool
 
-    test = _read_parquet(Path(split_dir) / "test.parquet", "split")
-    rows = [TrainRow(str(u), tuple(str(i) for i in h), str(t))
-            for u, h, t in zip(test["user_id"], test["history"], test["target"], strict=True) if str(u) in users]
+    rows = [r for r in read_split_rows(Path(split_dir) / "test.parquet") if r.user_id in users]
     ctx = TaskContext(items=load_items(split_dir), codes=load_index(index_path), train=[],
                       max_history=tasks_cfg.max_history, seed=tasks_cfg.seed)
     feedback = load_feedback(data_dir, {(r.user_id, i) for r in rows for i in (*r.history, r.target)})
-    requests = []
-    for r in rows:
-        views = tuple(ItemView.of(ctx.info(i), *feedback.get((r.user_id, i), (None, ""))) for i in ctx.recent(r.history))
-        target = ItemView.of(ctx.info(r.target), *feedback.get((r.user_id, r.target), (None, "")))
-        requests.append(TeacherRequest("intention", r.user_id, views, target))
-    teacher = make_teacher(tasks_cfg.teacher)
-    try:
-        texts, _ = generate_texts(teacher, requests, TeacherCache.load(cache_path), cache_path)
-    finally:
-        teacher.close()
+    texts, _ = ask_teacher(tasks_cfg.teacher, [intention_request(ctx, feedback, r) for r in rows], cache_path)
     out = []
     for r, text in zip(rows, texts, strict=True):
         if not text:

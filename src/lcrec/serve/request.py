@@ -25,12 +25,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lcrec.config import ServeConfig
 from lcrec.serve.server import import_kserve
 
-import_kserve()
+import_kserve()  # kserve must be patched (loopback bind) before its modules load
 from kserve.errors import InvalidInput  # noqa: E402
-
-from lcrec.config import ServeConfig
 
 V1_FIELDS = ("user_id", "history", "k", "exclude")
 V2_INPUTS = ("user_id", "history", "k", "exclude")

@@ -24,7 +24,7 @@ from lcrec.tasks.context import Intention, ItemInfo, TaskContext, TaskExample, T
 from lcrec.tasks.dataset import TaskMix, apply_caps, every_template_rows, sample_rows, write_jsonl, write_rows
 from lcrec.tasks.registry import FAMILIES, family_of, get_family
 from lcrec.tasks.seq import seq_example
-from lcrec.tasks.teachers import ItemView, TeacherCache, TeacherRequest, generate_texts, make_teacher
+from lcrec.tasks.teachers import ItemView, TeacherRequest, ask_teacher
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ TRAIN_FORMATS = ("parquet", "jsonl")
 
 
 # --------------------------------------------------------------------------------------------------- inputs
-def _read_parquet(path: Path, step: str):
+def read_step_table(path: Path, step: str):
+    """A parquet table another step writes; missing -> an error naming that step."""
     import pandas as pd
 
     if not path.exists():
@@ -40,7 +41,9 @@ def _read_parquet(path: Path, step: str):
     return pd.read_parquet(path)
 
 
-def _rows(df) -> list[TrainRow]:
+def read_split_rows(path: Path) -> list[TrainRow]:
+    """train/valid/test.parquet of the split step as rows (user, history, target)."""
+    df = read_step_table(path, "split")
     return [TrainRow(str(u), tuple(str(i) for i in h), str(t))
             for u, h, t in zip(df["user_id"], df["history"], df["target"], strict=True)]
 
@@ -63,7 +66,7 @@ def load_index(index_path: Path) -> dict[str, str]:
 def load_items(split_dir: Path) -> dict[str, ItemInfo]:
     import pandas as pd
 
-    df = _read_parquet(Path(split_dir) / "items.parquet", "split")
+    df = read_step_table(Path(split_dir) / "items.parquet", "split")
     cols = {c: df[c] if c in df.columns else [""] * len(df) for c in ("title", "description", "categories", "brand")}
     years = df["year"] if "year" in df.columns else [None] * len(df)
     items = {}
@@ -123,14 +126,24 @@ def user_sequences(split_dir: Path, train: list[TrainRow], valid: list[TrainRow]
 
 
 # --------------------------------------------------------------------------------------------------- teacher texts
+def item_view(ctx: TaskContext, feedback: dict, user: str, item: str) -> ItemView:
+    """An item as the teacher sees it for one user: its text plus the user's rating and review."""
+    return ItemView.of(ctx.info(item), *feedback.get((user, item), (None, "")))
+
+
+def intention_request(ctx: TaskContext, feedback: dict, row: TrainRow) -> TeacherRequest:
+    """The request for the intention behind ``row.target``, given the (capped) history before it."""
+    views = tuple(item_view(ctx, feedback, row.user_id, i) for i in ctx.recent(row.history))
+    return TeacherRequest("intention", row.user_id, views, item_view(ctx, feedback, row.user_id, row.target))
+
+
 def preference_requests(ctx: TaskContext, feedback: dict, min_items: int = 1) -> list[TeacherRequest]:
     """One request per user, over the user's training items only."""
     out = []
     for user, items in ctx.train_items.items():
         if len(items) < max(min_items, 1):
             continue
-        views = tuple(ItemView.of(ctx.info(i), *feedback.get((user, i), (None, ""))) for i in items)
-        out.append(TeacherRequest("preference", user, views))
+        out.append(TeacherRequest("preference", user, tuple(item_view(ctx, feedback, user, i) for i in items)))
     return out
 
 
@@ -141,12 +154,9 @@ def intention_requests(ctx: TaskContext, feedback: dict, per_user: int = 1) -> l
     for r in ctx.train:
         by_user[r.user_id].append(r)
     out = []
-    for user, rows in by_user.items():
+    for rows in by_user.values():
         for r in rows[-per_user:] if per_user > 0 else []:
-            shown = ctx.recent(r.history)
-            views = tuple(ItemView.of(ctx.info(i), *feedback.get((user, i), (None, ""))) for i in shown)
-            target = ItemView.of(ctx.info(r.target), *feedback.get((user, r.target), (None, "")))
-            out.append((r, TeacherRequest("intention", user, views, target)))
+            out.append((r, intention_request(ctx, feedback, r)))
     return out
 
 
@@ -159,12 +169,7 @@ def fill_teacher_texts(cfg: TasksConfig, ctx: TaskContext, needs: set[str], data
     feedback = load_feedback(data_dir, pairs)
     pref = preference_requests(ctx, feedback, cfg.per.min_items) if "preference" in needs else []
     inte = intention_requests(ctx, feedback, cfg.ite.per_user) if "intention" in needs else []
-    cache = TeacherCache.load(cache_path)
-    teacher = make_teacher(cfg.teacher)
-    try:
-        texts, stats = generate_texts(teacher, [*pref, *[req for _, req in inte]], cache, cache_path)
-    finally:
-        teacher.close()
+    texts, stats = ask_teacher(cfg.teacher, [*pref, *[req for _, req in inte]], cache_path)
     for req, text in zip(pref, texts[: len(pref)], strict=True):
         ctx.preferences[req.user_id] = text
     for (row, req), text in zip(inte, texts[len(pref):], strict=True):
@@ -193,9 +198,9 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     codes = load_index(index_path)
     items = load_items(split_dir)
-    train = _rows(_read_parquet(split_dir / "train.parquet", "split"))
-    valid = _rows(_read_parquet(split_dir / "valid.parquet", "split"))
-    test = _rows(_read_parquet(split_dir / "test.parquet", "split"))
+    train = read_split_rows(split_dir / "train.parquet")
+    valid = read_split_rows(split_dir / "valid.parquet")
+    test = read_split_rows(split_dir / "test.parquet")
     train_items, known = user_sequences(split_dir, train, valid, test)
     ctx = TaskContext(items=items, codes=codes, train=train, train_items=train_items, known_items=known,
                       max_history=cfg.max_history, seed=cfg.seed)

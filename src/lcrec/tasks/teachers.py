@@ -435,6 +435,15 @@ class TeacherCache:
             "text": text, "input": request.fingerprint()}
 
 
+def ask_teacher(cfg: TeacherConfig, requests: list[TeacherRequest], cache_path: Path) -> tuple[list[str], dict[str, int]]:
+    """One text per request from the configured teacher, through the cache file at ``cache_path``."""
+    teacher = make_teacher(cfg)
+    try:
+        return generate_texts(teacher, requests, TeacherCache.load(cache_path), cache_path)
+    finally:
+        teacher.close()
+
+
 def generate_texts(teacher: Teacher, requests: Iterable[TeacherRequest], cache: TeacherCache,
                    cache_path: Path | None = None, save_every: int = 50) -> tuple[list[str], dict[str, int]]:
     """One scrubbed text per request, from the cache when it holds one for the same input, else from the
