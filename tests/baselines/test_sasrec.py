@@ -69,3 +69,33 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path):
     assert res["epochs_run"] == res["best_epoch"] + 2
     best = max(h["valid_ndcg@10"] for h in res["history"])
     assert res["valid"]["ndcg@10"] == pytest.approx(best)  # the restored weights are the best on valid
+
+
+def test_learning_rate_decays_when_valid_stalls(tmp_path):
+    rng = np.random.default_rng(0)
+    catalogue = [f"i{k}" for k in range(30)]
+    seqs = {f"u{u}": [catalogue[int(k)] for k in rng.integers(0, 30, 8)] for u in range(20)}  # random: stalls early
+    data = load_split(write_split(tmp_path / "split", seqs, catalogue))
+    cfg = SasrecConfig(hidden=16, heads=1, dropout=0.0, max_len=6, lr=1e-2, batch_size=16, epochs=30, patience=5,
+                       lr_decay=0.5, decay_patience=2, max_minutes=0, device="cpu")
+    res = train_sasrec(data, cfg, ks=(10,), progress=False)
+    # replay the rule over the recorded valid scores: halve after every 2 evaluations in a row without a new best
+    expected, lr, best, bad = [], 1e-2, -1.0, 0
+    for h in res["history"]:
+        expected.append(lr)
+        if h["valid_ndcg@10"] > best:
+            best, bad = h["valid_ndcg@10"], 0
+        else:
+            bad += 1
+            if bad % 2 == 0:
+                lr *= 0.5
+    assert [h["lr"] for h in res["history"]] == pytest.approx(expected)
+    assert min(expected) < 1e-2  # it did stall and decay
+    assert res["stopped_by"] == "patience"
+
+
+def test_rejects_a_learning_rate_decay_outside_zero_one(tmp_path):
+    catalogue = [f"i{k}" for k in range(5)]
+    data = load_split(write_split(tmp_path / "split", {"u0": catalogue, "u1": catalogue[::-1]}, catalogue))
+    with pytest.raises(ValueError, match="lr_decay"):
+        train_sasrec(data, SasrecConfig(lr_decay=1.5, device="cpu"), progress=False)

@@ -156,6 +156,9 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
 
     from lcrec.model.device import resolve_device
 
+    if not 0.0 < cfg.lr_decay <= 1.0 or cfg.decay_patience < 1:
+        raise ValueError(f"baselines.sasrec.lr_decay={cfg.lr_decay} must be in (0, 1] and decay_patience="
+                         f"{cfg.decay_patience} at least 1; set lr_decay=1 for a constant learning rate")
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -193,6 +196,7 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
         valid = metrics_from_ranks(score_rows(model, data.valid, cfg.max_len, device), ks)
         elapsed = time.perf_counter() - started
         row = {"epoch": epoch, "loss": total / max(count, 1), "seconds": round(elapsed, 1),
+               "lr": opt.param_groups[0]["lr"],
                **{f"valid_{k}": v for k, v in valid.items()}}
         history.append(row)
         log.info("sasrec epoch %d: loss %.4f valid ndcg@10 %.4f hr@10 %.4f (%.0f s)", epoch, row["loss"],
@@ -206,6 +210,11 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
             if bad >= cfg.patience:
                 stopped = "patience"
                 break
+            if cfg.lr_decay < 1.0 and bad % cfg.decay_patience == 0:
+                for group in opt.param_groups:
+                    group["lr"] *= cfg.lr_decay
+                log.info("sasrec: valid NDCG@10 stalled for %d evaluations; learning rate now %.2e", bad,
+                         opt.param_groups[0]["lr"])
         if limit_s and elapsed > limit_s:
             stopped = "time"
             break
