@@ -23,6 +23,16 @@ def test_sequences_are_chronological_and_stable_for_ties():
     assert seq.loc[0, "timestamps"] == [1, 5, 5, 9]
 
 
+def test_ties_can_go_by_ascending_item_id():
+    df = pd.DataFrame({"user_id": ["u"] * 5, "item_id": ["10", "9", "3", "100", "2"], "timestamp": [5, 5, 5, 1, 9]})
+    assert user_sequences(df, "item_id").loc[0, "items"] == ["100", "3", "9", "10", "2"]  # numerically
+    assert user_sequences(df, "source").loc[0, "items"] == ["100", "10", "9", "3", "2"]
+    text = df.assign(item_id=["b10", "b9", "a3", "z", "c"])
+    assert user_sequences(text, "item_id").loc[0, "items"] == ["z", "a3", "b10", "b9", "c"]  # as text
+    with pytest.raises(ValueError, match="tie_order"):
+        user_sequences(df, "random")
+
+
 def test_leave_one_out_matches_hand_computed():
     seq = pd.DataFrame({"user_id": ["u"], "items": [["i1", "i2", "i3", "i4", "i5", "i6"]]})
     train, valid, test = leave_one_out(seq, max_history=3)

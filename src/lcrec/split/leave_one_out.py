@@ -33,10 +33,20 @@ def k_core(interactions: pd.DataFrame, k: int) -> pd.DataFrame:
         df = df[keep]
 
 
-def user_sequences(interactions: pd.DataFrame) -> pd.DataFrame:
-    """One row per user: items and timestamps in time order (stable for ties)."""
+TIE_ORDERS = ("source", "item_id")
+
+
+def user_sequences(interactions: pd.DataFrame, tie_order: str = "source") -> pd.DataFrame:
+    """One row per user: items and timestamps in time order; interactions with the same timestamp keep their
+    ingested order (``tie_order="source"``) or go by ascending item id (``"item_id"``)."""
+    if tie_order not in TIE_ORDERS:
+        raise ValueError(f"split.tie_order={tie_order!r} is not one of {', '.join(TIE_ORDERS)}")
     ordered = interactions.reset_index(drop=True)
-    ordered = ordered.assign(_order=range(len(ordered))).sort_values(["user_id", "timestamp", "_order"], kind="stable")
+    if tie_order == "source":
+        tie = pd.Series(range(len(ordered)), index=ordered.index)
+    else:
+        tie = _natural_key(ordered["item_id"]).rank(method="dense")
+    ordered = ordered.assign(_order=tie.to_numpy()).sort_values(["user_id", "timestamp", "_order"], kind="stable")
     seq = ordered.groupby("user_id", sort=True).agg(items=("item_id", list), timestamps=("timestamp", list))
     return seq.reset_index()
 
@@ -60,7 +70,7 @@ def split(cfg: SplitConfig, data_dir: Path, out_dir: Path) -> dict:
     interactions, items, _users = read_tables(Path(data_dir))
     interactions = interactions.drop_duplicates(["user_id", "item_id", "timestamp"])
     filtered = k_core(interactions, cfg.k_core)
-    sequences = user_sequences(filtered)
+    sequences = user_sequences(filtered, cfg.tie_order)
     sequences = sequences[sequences["items"].map(len) >= cfg.min_sequence].reset_index(drop=True)
     if sequences.empty:
         raise ValueError(
