@@ -331,7 +331,7 @@ class SasrecConfig:
     batch_size: int = knob(256, "Training windows per step (each window: max_len positions, CE at every one).")
     epochs: int = knob(60, "Most training epochs (one epoch = every training window once).")
     patience: int = knob(5, "Stop after this many evaluations without a better valid NDCG@10 (best weights kept).")
-    lr_decay: float = knob(1.0, "Multiply the learning rate by this after every decay_patience evaluations in a row "
+    lr_decay: float = knob(0.5, "Multiply the learning rate by this after every decay_patience evaluations in a row "
                            "without a better valid NDCG@10 (1 = constant learning rate).")
     decay_patience: int = knob(2, "Evaluations without a better valid NDCG@10 before the learning rate decays.")
     max_minutes: float = knob(2.0, "Stop training after this many minutes, mid-epoch if need be (0 = no limit); the "
