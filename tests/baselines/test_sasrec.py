@@ -57,11 +57,16 @@ def test_learns_a_deterministic_next_item_rule(tmp_path):
     assert 1 <= res["best_epoch"] <= res["epochs_run"]
 
 
-def test_early_stopping_keeps_the_best_epoch(tmp_path):
+def random_split(tmp_path):
+    """20 users of 8 random items from 30: nothing to learn, so valid NDCG@10 stalls within a few epochs."""
     rng = np.random.default_rng(0)
     catalogue = [f"i{k}" for k in range(30)]
-    seqs = {f"u{u}": [catalogue[int(k)] for k in rng.integers(0, 30, 8)] for u in range(20)}  # random: no pattern
-    data = load_split(write_split(tmp_path / "split", seqs, catalogue))
+    seqs = {f"u{u}": [catalogue[int(k)] for k in rng.integers(0, 30, 8)] for u in range(20)}
+    return load_split(write_split(tmp_path / "split", seqs, catalogue))
+
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path):
+    data = random_split(tmp_path)
     cfg = SasrecConfig(hidden=16, heads=1, dropout=0.0, max_len=6, lr=1e-2, batch_size=16, epochs=30, patience=2,
                        max_minutes=0, device="cpu")
     res = train_sasrec(data, cfg, ks=(10,), progress=False)
@@ -72,10 +77,7 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path):
 
 
 def test_learning_rate_decays_when_valid_stalls(tmp_path):
-    rng = np.random.default_rng(0)
-    catalogue = [f"i{k}" for k in range(30)]
-    seqs = {f"u{u}": [catalogue[int(k)] for k in rng.integers(0, 30, 8)] for u in range(20)}  # random: stalls early
-    data = load_split(write_split(tmp_path / "split", seqs, catalogue))
+    data = random_split(tmp_path)
     cfg = SasrecConfig(hidden=16, heads=1, dropout=0.0, max_len=6, lr=1e-2, batch_size=16, epochs=30, patience=5,
                        lr_decay=0.5, decay_patience=2, max_minutes=0, device="cpu")
     res = train_sasrec(data, cfg, ks=(10,), progress=False)
