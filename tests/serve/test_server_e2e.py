@@ -5,7 +5,6 @@ recommended, and a clean SIGTERM stop."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,13 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lcrec.serve.server import free_port
+
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lcrec(*args, params, folder, extra=()):

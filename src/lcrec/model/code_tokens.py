@@ -54,7 +54,9 @@ def code_tokens_from_index(index: Mapping[str, Any] | str | Path) -> list[str]:
 
 def codebook_tokens(num_levels: int, codebook_size: int) -> list[str]:
     """Every token of a ``num_levels`` x ``codebook_size`` codebook grid, in level then code order."""
-    return [f"<{chr(ord('a') + level)}_{code}>" for level in range(num_levels) for code in range(codebook_size)]
+    from lcrec.quantize.index_file import code_token
+
+    return [code_token(level, code) for level in range(num_levels) for code in range(codebook_size)]
 
 
 def training_code_tokens(index_path: str | Path) -> list[str]:

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,15 +23,8 @@ from typing import Any
 import pandas as pd
 
 from lcrec.config import Params
-
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+from lcrec.serve.server import LOOPBACK as HOST
+from lcrec.serve.server import free_port
 
 
 def edition_items(picks: list[tuple[str, str]], items: pd.DataFrame, n: int = 3, start: int = 1) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from lcrec.decode.trie import CodeTrie
-from lcrec.quantize.index_file import read_index
+from lcrec.quantize.index_file import code_tokens, read_index
 from lcrec.serve import index_store
 from lcrec.tasks.templates import SEQ, render_prompt
 
@@ -66,7 +66,7 @@ def load_index_state(folder: str | Path, tokenizer: Any, previous: IndexState | 
     folder = Path(folder)
     index = read_index(folder)
     vocab = tokenizer.get_vocab()
-    tokens = [[f"<{chr(ord('a') + lvl)}_{int(c)}>" for lvl, c in enumerate(row)] for row in index.codes.tolist()]
+    tokens = code_tokens(index.codes)
     codes = {item_id: "".join(toks) for item_id, toks in zip(index.item_ids, tokens, strict=True)}
     trie: CodeTrie | None = None
     if (previous is not None and previous.trie.depth == index.num_levels

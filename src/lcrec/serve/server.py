@@ -18,6 +18,18 @@ log = logging.getLogger(__name__)
 _PATCHED: dict[str, str] = {}
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port free on ``host`` right now (for a server started by a demo, test or benchmark)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def import_kserve() -> Any:
     """``import kserve`` without letting its argument parser read our command line."""
     if "kserve.model_server" in sys.modules:

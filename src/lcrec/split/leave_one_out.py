@@ -42,11 +42,8 @@ def user_sequences(interactions: pd.DataFrame, tie_order: str = "source") -> pd.
     if tie_order not in TIE_ORDERS:
         raise ValueError(f"split.tie_order={tie_order!r} is not one of {', '.join(TIE_ORDERS)}")
     ordered = interactions.reset_index(drop=True)
-    if tie_order == "source":
-        tie = pd.Series(range(len(ordered)), index=ordered.index)
-    else:
-        tie = _natural_key(ordered["item_id"]).rank(method="dense")
-    ordered = ordered.assign(_order=tie.to_numpy()).sort_values(["user_id", "timestamp", "_order"], kind="stable")
+    tie = range(len(ordered)) if tie_order == "source" else _natural_key(ordered["item_id"]).rank(method="dense")
+    ordered = ordered.assign(_order=tie).sort_values(["user_id", "timestamp", "_order"], kind="stable")
     seq = ordered.groupby("user_id", sort=True).agg(items=("item_id", list), timestamps=("timestamp", list))
     return seq.reset_index()
 
