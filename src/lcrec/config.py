@@ -247,7 +247,9 @@ class IndexAddConfig:
 @dataclass
 class TrainConfig:
     backbone: str = knob("smollm2", "Backbone from the registry (lcrec.model.registry): smollm2 (the bundled SmolLM2-135M), "
-                         "hf:<folder> (any local HF causal LM), tiny-llama (random, for tests), smollm2-shape (random, benchmarks).")
+                         "hf:<folder> (any local HF causal LM), tiny-llama (random, for tests), "
+                         "tiny-llama:hidden=128,layers=4 (random, sized; from-scratch runs), "
+                         "smollm2-shape (random, benchmarks).")
     mode: str = knob("lora", "lora (PEFT LoRA + trainable code-token rows) | full (every weight trains).")
     lora_r: int = knob(8, "LoRA rank.")
     lora_alpha: int = knob(32, "LoRA alpha (scale = alpha / r).")

