@@ -18,6 +18,7 @@ tokens/s counts real (non-padding) tokens. MFU uses the convention of the issue'
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -61,6 +62,7 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM: 989)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default="", help="write the results as JSON here")
     args = ap.parse_args()
 
     import torch
@@ -154,6 +156,9 @@ def main() -> None:
               f"{r['tokens_per_step']:,.0f} tokens/step{extra}")
     if len(results) == 2:
         print(f"  ours / reference: {results[0]['tokens_per_s'] / results[1]['tokens_per_s']:.2f}x tokens/s")
+    if args.out:
+        setup = {k: v for k, v in vars(args).items() if k != "out"}
+        Path(args.out).write_text(json.dumps({"setup": setup, "params": n_all, "results": results}, indent=1))
 
 
 if __name__ == "__main__":
