@@ -354,9 +354,11 @@ class BaselinesConfig:
 class AblationConfig:
     sets: list[str] = knob(
         ["seq", "seq,mut", "seq,mut,asy", "seq,mut,asy,ite", "seq,mut,asy,ite,per", "seq,mut,asy,ite,per,neg"],
-        "Cumulative task-family sets; each runs tasks -> train -> evaluate in work/ablation/<set>.",
+        "Cumulative task-family sets, families joined by ',' or '+' (on the command line: --set "
+        "\"ablation.sets=[seq, seq+mut]\"); each runs tasks -> train -> evaluate in work/ablation/<set>.",
     )
-    overrides: list[str] = knob([], "Extra KEY=VALUE overrides applied to every ablation run (e.g. train.max_steps=200).")
+    overrides: list[str] = knob([], "Extra KEY=VALUE overrides applied to every ablation run (e.g. train.max_steps=200); "
+                                "quote a value holding commas: ['train.backbone=tiny-llama:hidden=128,layers=4'].")
     skip_done: bool = knob(True, "Reuse a set's evaluate/metrics.json when it already exists.")
 
 

@@ -12,6 +12,7 @@ from lcrec.evaluate.ablation import ablation_table, params_for_set, parse_sets, 
 
 def test_parse_sets_and_params_for_set():
     assert parse_sets(["seq", "seq, mut"]) == [["seq"], ["seq", "mut"]]
+    assert parse_sets(["seq+mut+asy"]) == [["seq", "mut", "asy"]]  # the row name reads back
     with pytest.raises(KeyError, match="unknown task family"):
         parse_sets(["seq,nope"])
     with pytest.raises(ValueError, match="empty set"):

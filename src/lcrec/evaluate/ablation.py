@@ -25,12 +25,15 @@ def set_name(families: list[str]) -> str:
 
 
 def parse_sets(sets: list[str]) -> list[list[str]]:
-    """``"seq,mut"`` -> ``["seq", "mut"]``; every family must be known and every set non-empty."""
+    """``"seq,mut"`` or ``"seq+mut"`` -> ``["seq", "mut"]``; every family must be known and every set non-empty.
+
+    ``+`` needs no quoting on the command line (``--set "ablation.sets=[seq, seq+mut]"``), where a bare
+    ``[seq,mut]`` is a list of two sets."""
     from lcrec.tasks.registry import get_family
 
     out = []
     for s in sets:
-        fams = [f.strip() for f in s.split(",") if f.strip()]
+        fams = [f.strip() for f in s.replace("+", ",").split(",") if f.strip()]
         if not fams:
             raise ValueError(f"ablation.sets holds an empty set {s!r}; write families like 'seq,mut'")
         for f in fams:
