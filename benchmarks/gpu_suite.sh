@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every GPU speed benchmark of benchmarks/RESULTS.md in one command (about 8 minutes on an H100):
+# Every GPU speed benchmark of benchmarks/RESULTS.md in one command (each step has a time limit; together at
+# most 19 minutes):
 #
 #     bash benchmarks/gpu_suite.sh [OUT_DIR]        # default OUT_DIR: bench_gpu/
 #
@@ -30,17 +31,17 @@ step() {  # step NAME SECONDS CMD...: run CMD under a time limit, log to OUT/NAM
     fi
 }
 
-step decode 200 "$PY" benchmarks/decode_speed.py --device cuda --users 512 --beam 20 --topk 20 --batch 64 \
+step decode 240 "$PY" benchmarks/decode_speed.py --device cuda --users 512 --beam 20 --topk 20 --batch 64 \
     --batch-sizes 32,128,256,512 --ref-users 64 --out "$OUT/decode.json"
-step train_full 60 "$PY" benchmarks/train_speed.py --device cuda --mode full --backbone smollm2-shape \
+step train_full 120 "$PY" benchmarks/train_speed.py --device cuda --mode full --backbone smollm2-shape \
     --batch-size 64 --seq 256 --steps 20 --out "$OUT/train_full.json"
-step train_full_compile 120 "$PY" benchmarks/train_speed.py --device cuda --mode full --backbone smollm2-shape \
+step train_full_compile 240 "$PY" benchmarks/train_speed.py --device cuda --mode full --backbone smollm2-shape \
     --batch-size 64 --seq 256 --steps 20 --compile --out "$OUT/train_full_compile.json"
-step train_lora_compile 120 "$PY" benchmarks/train_speed.py --device cuda --mode lora --backbone smollm2-shape \
+step train_lora_compile 240 "$PY" benchmarks/train_speed.py --device cuda --mode lora --backbone smollm2-shape \
     --batch-size 64 --seq 256 --steps 20 --compile --out "$OUT/train_lora_compile.json"
-step index_scale 90 "$PY" benchmarks/index_bench.py scale --items 100000 --epochs 0 --device cuda \
+step index_scale 120 "$PY" benchmarks/index_bench.py scale --items 100000 --epochs 0 --device cuda \
     --out "$OUT/index_scale.json"
-step serve 150 "$PY" benchmarks/serve_latency.py --device cuda --cached 200 --uncached 64 --load 1000 \
+step serve 180 "$PY" benchmarks/serve_latency.py --device cuda --cached 200 --uncached 64 --load 1000 \
     --reindex 10000 --out "$OUT/serve.json"
 
 echo "done: $failed failed; results in $OUT/"
