@@ -266,6 +266,11 @@ class TrainConfig:
     epochs: float = knob(1.0, "Passes over train rows when max_steps is 0 (the tasks step already writes tasks.epochs "
                          "template-sampled copies, so 1 pass = tasks.epochs epochs of examples).")
     max_steps: int = knob(10, "Optimizer steps; > 0 overrides epochs (the default is a minutes-long CPU demo; set 0 for real runs).")
+    max_minutes: float = knob(
+        0.0, "Stop after the optimizer step that crosses this many minutes of training and save the model as it is "
+        "(0 = no limit). The learning-rate schedule is planned over max_steps/epochs, so a run stopped early ends "
+        "before its decay: size max_steps to the budget and keep this as the safety stop.",
+    )
     batch_size: int = knob(4, "Examples per device per micro-batch (packed into rows of max_len tokens).")
     grad_accum: int = knob(2, "Micro-batches per optimizer step.")
     max_len: int = knob(512, "Longest example in tokens; longer prompts lose their oldest tokens, never the response.")

@@ -109,3 +109,18 @@ def test_run_train_logs_curves_to_mlflow(tiny_tasks, tmp_path):
     assert "final.final_loss" in run.data.metrics
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"train_metrics.json", "plots"} <= arts
+
+
+def test_time_limit_stops_after_the_crossing_step_and_saves(tiny_tasks, tmp_path):
+    tasks, index = tiny_tasks
+    stats = train_model(_cfg(max_steps=50, save_steps=100, max_minutes=1e-6), tasks, index, tmp_path)
+    assert stats["stopped_by"] == "time" and stats["steps"] == 1
+    assert (tmp_path / "model" / "adapter_model.safetensors").exists()
+    assert json.loads((tmp_path / "train_metrics.json").read_text())["steps"] == 1
+    with pytest.raises(ValueError, match="max_minutes"):
+        train_model(_cfg(max_minutes=-1.0), tasks, index, tmp_path)
+
+
+def test_no_time_limit_runs_every_step(uninterrupted):
+    stats, _ = uninterrupted
+    assert stats["stopped_by"] == "steps" and stats["steps"] == 6

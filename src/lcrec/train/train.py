@@ -88,6 +88,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     from lcrec.train.trainer import (
         build_model,
         make_log_callback,
+        make_time_limit_callback,
         make_trainer_class,
         single_process_dist_env,
         training_arguments,
@@ -131,7 +132,12 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
         shutil.rmtree(ckpt_dir)
 
     args = training_arguments(cfg, ckpt_dir, eval_ds is not None)
+    if cfg.max_minutes < 0:
+        raise ValueError(f"train.max_minutes={cfg.max_minutes} must be >= 0 (0 = no time limit)")
     callbacks = [make_log_callback(on_log)] if on_log else []
+    time_limit = make_time_limit_callback(cfg.max_minutes) if cfg.max_minutes > 0 else None
+    if time_limit is not None:
+        callbacks.append(time_limit)
     trainer = make_trainer_class()(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
         processing_class=tok, callbacks=callbacks, families=families,
@@ -154,6 +160,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
         "families": families, "code_tokens": len(code_tokens), "code_token_ids": [min(code_ids), max(code_ids)],
         "trainable_params": trainable, "total_params": total, "steps": trainer.state.global_step,
         "resumed_from": last or "", "train_runtime_s": round(wall, 2),
+        "stopped_by": "time" if time_limit is not None and time_limit.stopped_at is not None else "steps",
         "train_loss": float(result.training_loss), "tokens_seen": trainer.tokens_seen,
         "tokens_per_s": round(trainer.tokens_seen / wall, 1) if wall > 0 else 0.0,
         "model_dir": str(model_dir),

@@ -226,6 +226,30 @@ def make_log_callback(on_log: Callable[[int, dict[str, float]], None]):
     return _OnLog()
 
 
+def make_time_limit_callback(max_minutes: float):
+    """A callback that ends training after the step that crosses ``max_minutes`` (counted from the first step,
+    so model loading and a resumed run's earlier steps do not count)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class _TimeLimit(TrainerCallback):
+        def __init__(self) -> None:
+            self.started: float | None = None
+            self.stopped_at: int | None = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if self.started is None:
+                self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.started is not None and time.perf_counter() - self.started >= max_minutes * 60:
+                control.should_training_stop = True
+                self.stopped_at = state.global_step
+
+    return _TimeLimit()
+
+
 def single_process_dist_env() -> None:
     """DeepSpeed needs torch.distributed even in one process: fill the env a launcher would set."""
     if "WORLD_SIZE" in os.environ:
