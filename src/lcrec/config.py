@@ -184,11 +184,37 @@ class TasksConfig:
 
 
 @dataclass
+class SasrecConfig:
+    hidden: int = knob(128, "Embedding / hidden size (128 beat 64 on MovieLens-1M valid; see benchmarks/RESULTS.md).")
+    blocks: int = knob(2, "Self-attention blocks.")
+    heads: int = knob(2, "Attention heads.")
+    ffn_mult: int = knob(4, "Feed-forward width = ffn_mult x hidden.")
+    dropout: float = knob(0.3, "Dropout on embeddings, attention and feed-forward outputs.")
+    max_len: int = knob(20, "Positions (learned) = the longest history used; histories are capped at 20 by the split.")
+    lr: float = knob(1e-3, "Adam learning rate.")
+    weight_decay: float = knob(0.0, "AdamW weight decay.")
+    batch_size: int = knob(256, "Training windows per step (each window: max_len positions, CE at every one).")
+    epochs: int = knob(60, "Most training epochs (one epoch = every training window once).")
+    patience: int = knob(5, "Stop after this many evaluations without a better valid NDCG@10 (best weights kept).")
+    lr_decay: float = knob(0.5, "Multiply the learning rate by this after every decay_patience evaluations in a row "
+                           "without a better valid NDCG@10 (1 = constant learning rate).")
+    decay_patience: int = knob(2, "Evaluations without a better valid NDCG@10 before the learning rate decays.")
+    max_minutes: float = knob(2.0, "Stop training after this many minutes, mid-epoch if need be (0 = no limit); the "
+                              "best-on-valid weights are kept. 2 keeps the CPU demo short; quality runs use 0 or more.")
+    seed: int = knob(2024, "Seed of initialisation, window offsets and batch order.")
+    device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
+    threads: int = knob(0, "CPU threads torch uses (0 = torch's default).")
+
+
+@dataclass
 class EmbedConfig:
     encoder: str = knob(
         "minilm",
-        "Item text encoder: minilm (the bundled all-MiniLM-L6-v2, 384-d) | causal-lm (attention-masked mean of a "
-        "causal LM's last hidden state, the paper's way: LLaMA-7B there, the bundled SmolLM2-135M here, 576-d).",
+        "Item encoder: minilm (the bundled all-MiniLM-L6-v2 over the item text, 384-d) | causal-lm (attention-masked "
+        "mean of a causal LM's last hidden state, the paper's way: LLaMA-7B there, the bundled SmolLM2-135M here, "
+        "576-d) | sasrec (collaborative: the item embeddings of a SASRec-CE trained on the training sequences, "
+        "embed.sasrec; items without training interactions, new items at re-index among them, get a linear map of "
+        "their embed.text_encoder vectors).",
     )
     model_path: str = knob("", "HF model folder for the encoder; empty = the encoder's bundled model (never downloads).")
     fields: list[str] = knob(
@@ -201,6 +227,13 @@ class EmbedConfig:
     device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
     dtype: str = knob("auto", "causal-lm weights dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16.")
     cache_dir: str = knob("", "Folder for the one-time HF copy of the bundled SmolLM2 GGUF; empty = ~/.cache/lcrec/smollm2-135m-instruct-hf.")
+    text_encoder: str = knob(
+        "minilm", "encoder=sasrec: the text encoder (minilm | causal-lm) whose vectors are mapped to collaborative "
+        "vectors for items without training interactions; embed.fields, model_path and normalize apply to it.",
+    )
+    map_ridge: float = knob(1.0, "encoder=sasrec: ridge strength of the text -> collaborative linear map (fit on "
+                            "the items with training interactions).")
+    sasrec: SasrecConfig = field(default_factory=SasrecConfig)
 
 
 @dataclass
@@ -323,29 +356,6 @@ class EvaluateConfig:
     seed: int = knob(2024, "Seed of the item sample for the title check.")
     device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
     dtype: str = knob("auto", "Model weights dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16.")
-
-
-@dataclass
-class SasrecConfig:
-    hidden: int = knob(128, "Embedding / hidden size (128 beat 64 on MovieLens-1M valid; see benchmarks/RESULTS.md).")
-    blocks: int = knob(2, "Self-attention blocks.")
-    heads: int = knob(2, "Attention heads.")
-    ffn_mult: int = knob(4, "Feed-forward width = ffn_mult x hidden.")
-    dropout: float = knob(0.3, "Dropout on embeddings, attention and feed-forward outputs.")
-    max_len: int = knob(20, "Positions (learned) = the longest history used; histories are capped at 20 by the split.")
-    lr: float = knob(1e-3, "Adam learning rate.")
-    weight_decay: float = knob(0.0, "AdamW weight decay.")
-    batch_size: int = knob(256, "Training windows per step (each window: max_len positions, CE at every one).")
-    epochs: int = knob(60, "Most training epochs (one epoch = every training window once).")
-    patience: int = knob(5, "Stop after this many evaluations without a better valid NDCG@10 (best weights kept).")
-    lr_decay: float = knob(0.5, "Multiply the learning rate by this after every decay_patience evaluations in a row "
-                           "without a better valid NDCG@10 (1 = constant learning rate).")
-    decay_patience: int = knob(2, "Evaluations without a better valid NDCG@10 before the learning rate decays.")
-    max_minutes: float = knob(2.0, "Stop training after this many minutes, mid-epoch if need be (0 = no limit); the "
-                              "best-on-valid weights are kept. 2 keeps the CPU demo short; quality runs use 0 or more.")
-    seed: int = knob(2024, "Seed of initialisation, window offsets and batch order.")
-    device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
-    threads: int = knob(0, "CPU threads torch uses (0 = torch's default).")
 
 
 @dataclass
@@ -572,6 +582,11 @@ def load_params(path: str | Path | None = "params.yaml", overrides: list[str] | 
         return _build(Params, raw, "")
     except ConfigError as err:
         raise ConfigError(f"{path or 'params'}: {err}") from None
+
+
+def config_from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """One config dataclass (nested ones included) from a plain mapping, checked like params.yaml."""
+    return _build(cls, values, where)
 
 
 def params_from_dict(raw: dict[str, Any]) -> Params:

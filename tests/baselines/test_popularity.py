@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from split_fixture import write_split
 
 from lcrec.baselines.data import load_split
 from lcrec.baselines.popularity import evaluate_popularity, popularity_order, popularity_ranks
+from split_fixture import write_split
 
 
 def test_order_by_count_then_id():

@@ -7,11 +7,11 @@ import random
 import numpy as np
 import pytest
 import torch
-from split_fixture import write_split
 
 from lcrec.baselines.data import load_split
 from lcrec.baselines.sasrec import build_sasrec, left_pad, train_sasrec, training_windows
 from lcrec.config import SasrecConfig
+from split_fixture import write_split
 
 
 def test_left_pad_keeps_the_newest_items():

@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from lcrec.model.registry import BACKBONES, load_backbone, parse_tiny_size, register_backbone, resolve_backbone
+from lcrec.model.registry import (
+    BACKBONES,
+    load_backbone,
+    parse_tiny_size,
+    register_backbone,
+    resolve_backbone,
+)
 
 
 def test_tiny_llama_is_deterministic_and_offline():

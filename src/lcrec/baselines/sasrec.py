@@ -146,10 +146,11 @@ def score_rows(model: Any, rows: EvalRows, max_len: int, device: str, batch_size
 
 
 def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 10),
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True, keep_model: bool = False) -> dict[str, Any]:
     """Train on the training sequences, early-stop on valid NDCG@10, score test with the best weights.
 
-    Returns ``{"valid": metrics, "test": metrics, "history": [per-epoch loss / valid metrics], ...}``.
+    Returns ``{"valid": metrics, "test": metrics, "history": [per-epoch loss / valid metrics], ...}``, plus the
+    trained module (best weights, eval mode) under ``"model"`` when ``keep_model``.
     """
     import torch
     from tqdm.auto import tqdm
@@ -221,7 +222,10 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
     model.load_state_dict(best_state)
     valid = metrics_from_ranks(score_rows(model, data.valid, cfg.max_len, device), ks)
     test = metrics_from_ranks(score_rows(model, data.test, cfg.max_len, device), ks)
-    return {"valid": valid, "test": test, "best_epoch": best_epoch, "epochs_run": len(history),
-            "stopped_by": stopped, "train_seconds": round(time.perf_counter() - started, 1),
-            "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"], "history": history,
-            "parameters": sum(p.numel() for p in model.parameters()), "device": device}
+    out = {"valid": valid, "test": test, "best_epoch": best_epoch, "epochs_run": len(history),
+           "stopped_by": stopped, "train_seconds": round(time.perf_counter() - started, 1),
+           "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"], "history": history,
+           "parameters": sum(p.numel() for p in model.parameters()), "device": device}
+    if keep_model:
+        out["model"] = model.eval()
+    return out

@@ -1,8 +1,9 @@
-"""The embed step: item texts -> ``item_emb.npy`` (n, dim, float32) + ``item_ids.json`` (row order).
+"""The embed step: items -> ``item_emb.npy`` (n, dim, float32) + ``item_ids.json`` (row order).
 
-Each configured field (column) is encoded separately and the vectors of an item's non-empty fields are
-averaged (an item with every field empty is encoded from its id, so no row is left as zeros). Identical
-texts are encoded once. Output rows follow the catalogue order of ``items.parquet``.
+Text encoders: each configured field (column) is encoded separately and the vectors of an item's non-empty fields
+are averaged (an item with every field empty is encoded from its id, so no row is left as zeros). Identical
+texts are encoded once. Interaction encoders (``sasrec``) learn the vectors from the split's training sequences
+instead. Output rows follow the catalogue order of ``items.parquet``.
 """
 
 from __future__ import annotations
@@ -40,8 +41,12 @@ def resolved_normalize(cfg: EmbedConfig) -> bool:
 
 
 def embed_items(cfg: EmbedConfig, items: pd.DataFrame, encoder=None, progress: bool = True) -> np.ndarray:
-    """Embeddings (n_items, dim) for an items frame (needs item_id and the configured fields)."""
-    from lcrec.embed.registry import build_encoder
+    """Embeddings (n_items, dim) for an items frame (needs item_id and the configured fields), text encoders."""
+    from lcrec.embed.registry import build_encoder, encoder_spec
+
+    if encoder is None and encoder_spec(cfg.encoder).kind != "text":
+        raise ValueError(f"embed.encoder={cfg.encoder} is not a text encoder: embed the catalogue with do_embed "
+                         "(it needs the split) and new items with embed_new_items")
 
     fields = resolved_fields(cfg)
     missing = [f for f in ["item_id", *fields] if f not in items.columns]
@@ -74,15 +79,38 @@ def embed_items(cfg: EmbedConfig, items: pd.DataFrame, encoder=None, progress: b
     return out.astype(np.float32)
 
 
-def do_embed(cfg: EmbedConfig, items: pd.DataFrame, out_dir: str | Path, encoder=None, progress: bool = True) -> dict[str, Any]:
-    """Embed the catalogue and write item_emb.npy, item_ids.json, embed_meta.json; return statistics."""
+def embed_new_items(cfg: EmbedConfig, items: pd.DataFrame, embed_meta: dict[str, Any] | None = None,
+                    progress: bool = True) -> np.ndarray:
+    """Vectors for items outside the catalogue the index was built from (``index-add``, the live re-index), with
+    the encoder of ``cfg``; an interactions encoder reads what it needs from ``embed_meta`` (the index meta's
+    ``embed`` section)."""
+    from lcrec.embed.registry import build_encoder, encoder_spec
+
+    if encoder_spec(cfg.encoder).kind == "interactions":
+        return build_encoder(cfg).embed_new(items, embed_meta or {}, progress=progress)
+    return embed_items(cfg, items, progress=progress)
+
+
+def do_embed(cfg: EmbedConfig, items: pd.DataFrame, out_dir: str | Path, encoder=None, progress: bool = True,
+             split_dir: str | Path | None = None) -> dict[str, Any]:
+    """Embed the catalogue and write item_emb.npy, item_ids.json, embed_meta.json; return statistics.
+    ``split_dir`` (the split step's folder) is read by interaction encoders only."""
+    from lcrec.embed.registry import build_encoder, encoder_spec
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if items["item_id"].duplicated().any():
         dup = items.loc[items["item_id"].duplicated(), "item_id"].head(5).tolist()
         raise ValueError(f"items table has duplicate item_id values, e.g. {dup}; fix the ingest/split output")
     t0 = time.perf_counter()
-    emb = embed_items(cfg, items, encoder=encoder, progress=progress)
+    extra: dict[str, Any] = {}
+    if encoder_spec(cfg.encoder).kind == "interactions":
+        if split_dir is None:
+            raise ValueError(f"embed.encoder={cfg.encoder} learns from the training sequences: give the split "
+                             "folder (run `lcrec split` first)")
+        emb, extra = (encoder or build_encoder(cfg)).fit(items, Path(split_dir), progress=progress)
+    else:
+        emb = embed_items(cfg, items, encoder=encoder, progress=progress)
     seconds = time.perf_counter() - t0
     np.save(out_dir / EMB, emb)
     ids = items["item_id"].astype(str).tolist()
@@ -93,13 +121,16 @@ def do_embed(cfg: EmbedConfig, items: pd.DataFrame, out_dir: str | Path, encoder
         "normalized": resolved_normalize(cfg),
         "num_items": len(ids),
         "dim": int(emb.shape[1]),
+        **extra,
     }
     (out_dir / META).write_text(json.dumps(meta, indent=2))
     norms = np.linalg.norm(emb, axis=1)
-    return {
+    stats = {
         "num_items": len(ids), "dim": int(emb.shape[1]), "encoder": cfg.encoder, "seconds": seconds,
         "mean_norm": float(norms.mean()),
     }
+    stats.update({k: v for k, v in extra.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+    return stats
 
 
 def read_embeddings(embed_dir: str | Path) -> tuple[np.ndarray, list[str], dict[str, Any]]:
@@ -123,6 +154,6 @@ def run_embed(params: Params) -> dict[str, Any]:
         raise FileNotFoundError(f"{items_path}: no item catalogue; run `lcrec split` first")
     items = pd.read_parquet(items_path)
     out_dir = params.paths.step("embed")
-    stats = do_embed(params.embed, items, out_dir)
+    stats = do_embed(params.embed, items, out_dir, split_dir=params.paths.step("split"))
     log_step("embed", params.tracking, params.paths, params=params.embed, metrics=stats, artifacts=[out_dir / META])
     return stats

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lcrec.config import EmbedConfig, Params
+from lcrec.config import EmbedConfig, Params, config_from_dict
 from lcrec.quantize.assign import OccupiedCodes, argmin_codes, check_capacity, collision_rate, place_items
 from lcrec.quantize.index_file import CodeIndex, read_index, write_index
 
@@ -67,7 +67,7 @@ def read_new_items(path: str | Path) -> pd.DataFrame:
 def _embed_cfg(meta: dict[str, Any]) -> EmbedConfig:
     raw = (meta.get("embed") or {}).get("config") or {}
     names = {f.name for f in dc_fields(EmbedConfig)}
-    return EmbedConfig(**{k: v for k, v in raw.items() if k in names})
+    return config_from_dict(EmbedConfig, {k: v for k, v in raw.items() if k in names}, "index meta embed.config")
 
 
 def do_index_add(
@@ -99,10 +99,11 @@ def do_index_add(
     new_items = items.loc[fresh].reset_index(drop=True)
     t0 = time.perf_counter()
     if embeddings is None:
-        from lcrec.embed.embed import embed_items
+        from lcrec.embed.embed import embed_new_items
 
         cfg = embed_cfg or _embed_cfg(index.meta)
-        emb = embed_items(cfg, new_items, progress=progress) if len(new_items) else np.zeros((0, quantizer.arch["in_dim"]), np.float32)
+        emb = (embed_new_items(cfg, new_items, index.meta.get("embed"), progress=progress) if len(new_items)
+               else np.zeros((0, quantizer.arch["in_dim"]), np.float32))
     else:
         emb = np.asarray(embeddings, dtype=np.float32)[fresh]
     if emb.shape[1] != quantizer.arch["in_dim"]:

