@@ -30,6 +30,13 @@ def test_overrides_are_typed():
     assert isinstance(params.validate.rating_max, float)
 
 
+def test_exponent_floats_without_a_dot_are_numbers():
+    params = load_params(None, ["train.lr=2e-4", "embed.sasrec.lr=1E-3"])  # YAML 1.1 reads these as strings
+    assert params.train.lr == 2e-4 and params.embed.sasrec.lr == 1e-3
+    with pytest.raises(ConfigError, match=r"train.lr: expected a number, got 'fast'"):
+        load_params(None, ["train.lr=fast"])
+
+
 def test_unknown_key_names_the_valid_ones(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("split:\n  kcore: 3\n")
