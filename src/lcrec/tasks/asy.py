@@ -8,7 +8,7 @@ prefix and task (capped by ``tasks.caps``).
 from __future__ import annotations
 
 from lcrec.config import AsyTasksConfig
-from lcrec.tasks.context import TaskContext, TaskExample
+from lcrec.tasks.context import LazyValues, TaskContext, TaskExample
 from lcrec.tasks.registry import register_task_family
 
 
@@ -21,17 +21,18 @@ def build_asy_tasks(cfg: AsyTasksConfig, ctx: TaskContext) -> list[TaskExample]:
         info = ctx.info(row.target)
         guard = ctx.target_guard(row.target, shown)
         common = {"target_item": row.target, "user_id": row.user_id, "forbidden": guard}
+        # values are joined only for the examples tasks.caps keeps (one of each kind per training prefix here)
         if cfg.index2title and info.title:
-            out.append(TaskExample("asy.index2title", {"history": ctx.code_history(shown), "title": info.title},
-                                   **common))
+            out.append(TaskExample("asy.index2title", LazyValues(
+                lambda shown=shown, title=info.title: {"history": ctx.code_history(shown), "title": title}), **common))
         if cfg.index2desc and info.description:
-            out.append(TaskExample("asy.index2desc",
-                                   {"history": ctx.code_history(shown), "description": info.description}, **common))
-        if cfg.title2index:
-            titles = ctx.title_history(shown)
-            if titles:
-                out.append(TaskExample("asy.title2index", {"history": titles, "item": ctx.code(row.target)},
-                                       **common))
+            out.append(TaskExample("asy.index2desc", LazyValues(
+                lambda shown=shown, desc=info.description: {"history": ctx.code_history(shown), "description": desc}),
+                **common))
+        if cfg.title2index and ctx.has_titles(shown):
+            item = ctx.code(row.target)
+            out.append(TaskExample("asy.title2index", LazyValues(
+                lambda shown=shown, item=item: {"history": ctx.title_history(shown), "item": item}), **common))
     return out
 
 

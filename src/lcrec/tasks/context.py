@@ -8,6 +8,7 @@ dataset assembler (:mod:`lcrec.tasks.dataset`) then picks the wording.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
@@ -56,6 +57,36 @@ class Intention:
     text: str
 
 
+class LazyValues(Mapping):
+    """Template field values computed on first read. Builders emit one example per training prefix and task,
+    and ``tasks.caps`` may keep a small share of them: the history strings are joined only for the examples
+    that are rendered, once (an example rendered in several epochs reuses them)."""
+
+    __slots__ = ("_make", "_data")
+
+    def __init__(self, make: Callable[[], dict[str, str]]) -> None:
+        self._make: Callable[[], dict[str, str]] | None = make
+        self._data: dict[str, str] | None = None
+
+    def _resolved(self) -> dict[str, str]:
+        if self._data is None:
+            self._data = self._make()  # type: ignore[misc]
+            self._make = None
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._resolved()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolved())
+
+    def __len__(self) -> int:
+        return len(self._resolved())
+
+    def __repr__(self) -> str:
+        return f"LazyValues({self._resolved()!r})"
+
+
 @dataclass(frozen=True)
 class TaskExample:
     """One example before a template is chosen.
@@ -65,7 +96,7 @@ class TaskExample:
     """
 
     task: str
-    values: dict[str, str]
+    values: Mapping[str, str]  # a dict, or LazyValues
     target_item: str = ""
     user_id: str = ""
     forbidden: tuple[str, ...] = ()
@@ -112,11 +143,20 @@ class TaskContext:
 
     def code_history(self, history: tuple[str, ...] | list[str]) -> str:
         """Codes of the most recent items, oldest first, joined with ", " as LC-Rec does."""
-        return ", ".join(self.code(i) for i in self.recent(history))
+        shown = self.recent(history)
+        try:
+            return ", ".join([self.codes[i] for i in shown])
+        except KeyError:
+            return ", ".join(self.code(i) for i in shown)  # raises MissingCodeError naming the item
 
     def title_history(self, history: tuple[str, ...] | list[str]) -> str:
         """Quoted titles of the most recent items (titles such as "Godfather, The (1972)" hold commas)."""
-        return ", ".join(f'"{self.info(i).title}"' for i in self.recent(history) if self.info(i).title)
+        titles = [self.info(i).title for i in self.recent(history)]
+        return ", ".join([f'"{t}"' for t in titles if t])
+
+    def has_titles(self, history: tuple[str, ...] | list[str]) -> bool:
+        """True when :meth:`title_history` of ``history`` is not empty."""
+        return any(self.info(i).title for i in self.recent(history))
 
     def target_guard(self, target: str, shown: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
         """The strings a prompt about ``target`` must not contain: its code and title. When the target is

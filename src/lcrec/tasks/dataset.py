@@ -99,17 +99,32 @@ def _guarded(example: TaskExample, template: Template, epoch: int, mix: TaskMix)
     return row
 
 
+class FittingTemplates:
+    """The templates of a task that fit an example, looked up by which fields the example fills (the answer
+    depends on nothing else, and a task's examples fill few distinct field sets)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, frozenset[str]], list[Template]] = {}
+
+    def __call__(self, ex: TaskExample) -> list[Template]:
+        key = (ex.task, frozenset(k for k, v in ex.values.items() if v))
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = [t for t in pool(ex.task) if t.fits(ex.values)]
+        return found
+
+
 def sample_rows(examples: dict[str, list[TaskExample]], epochs: int, per_example: int, seed: int,
                 mix: TaskMix) -> Iterator[dict[str, Any]]:
     """For each epoch and example, ``per_example`` distinct templates drawn (seeded) among those that fit it."""
     if epochs < 1 or per_example < 1:
         raise ValueError(f"tasks.epochs ({epochs}) and tasks.templates_per_example ({per_example}) must be >= 1")
+    fitting_templates = FittingTemplates()
     for epoch in range(epochs):
         for task, exs in examples.items():
             rng = random.Random(f"{seed}:{epoch}:{task}")
-            templates = pool(task)
             for ex in exs:
-                fitting = [t for t in templates if t.fits(ex.values)]
+                fitting = fitting_templates(ex)
                 if not fitting:
                     if epoch == 0:
                         mix.unfit[task] += 1
@@ -122,8 +137,9 @@ def sample_rows(examples: dict[str, list[TaskExample]], epochs: int, per_example
 
 def every_template_rows(examples: Iterable[TaskExample], mix: TaskMix) -> Iterator[dict[str, Any]]:
     """One row per example and fitting template (the test prompts: evaluation averages over wordings)."""
+    fitting_templates = FittingTemplates()
     for ex in examples:
-        fitting = [t for t in pool(ex.task) if t.fits(ex.values)]
+        fitting = fitting_templates(ex)
         if not fitting:
             mix.unfit[ex.task] += 1
         for t in fitting:
@@ -164,16 +180,23 @@ def write_parquet(rows: Iterable[dict[str, Any]], path: Path, batch_rows: int = 
     import pyarrow.parquet as pq
 
     schema = pa.schema([(c, pa.int64() if c == "epoch" else pa.string()) for c in ROW_COLUMNS])
-    n, batch = 0, []
+    n = 0
+    columns: dict[str, list[Any]] = {c: [] for c in ROW_COLUMNS}
+
+    def flush() -> None:
+        writer.write_table(pa.table(columns, schema=schema))
+        for values in columns.values():
+            values.clear()
+
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for row in _progress(rows, Path(path)):
-            batch.append(row)
-            if len(batch) >= batch_rows:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                n, batch = n + len(batch), []
-        if batch or n == 0:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-            n += len(batch)
+            for c, values in columns.items():
+                values.append(row[c])
+            n += 1
+            if n % batch_rows == 0:
+                flush()
+        if n % batch_rows or n == 0:
+            flush()
     return n
 
 

@@ -11,7 +11,7 @@ import math
 import random
 
 from lcrec.config import NegTasksConfig
-from lcrec.tasks.context import TaskContext, TaskExample, TrainRow
+from lcrec.tasks.context import LazyValues, TaskContext, TaskExample, TrainRow
 from lcrec.tasks.registry import register_task_family
 
 SAMPLERS = ("uniform", "dissimilar")
@@ -63,8 +63,10 @@ def build_neg_tasks(cfg: NegTasksConfig, ctx: TaskContext) -> list[TaskExample]:
         neg = _draw_negative(rng, pool, avoid, ctx, cfg.sampler, cats)
         if neg is None:
             continue
-        out.append(TaskExample("neg.dislike", {"history": ctx.code_history(shown), "item": ctx.code(neg)},
-                               target_item=neg, user_id=row.user_id, forbidden=ctx.target_guard(neg, shown)))
+        item = ctx.code(neg)
+        out.append(TaskExample("neg.dislike", LazyValues(lambda shown=shown, item=item: {
+            "history": ctx.code_history(shown), "item": item}),
+            target_item=neg, user_id=row.user_id, forbidden=ctx.target_guard(neg, shown)))
     return out
 
 

@@ -6,15 +6,16 @@ Valid and test examples use the same function over ``valid.parquet`` / ``test.pa
 from __future__ import annotations
 
 from lcrec.config import SeqTasksConfig
-from lcrec.tasks.context import TaskContext, TaskExample
+from lcrec.tasks.context import LazyValues, TaskContext, TaskExample
 from lcrec.tasks.registry import register_task_family
 
 
 def seq_example(ctx: TaskContext, user_id: str, history: tuple[str, ...], target: str) -> TaskExample:
     shown = ctx.recent(history)
+    item = ctx.code(target)
     return TaskExample(
         task="seq",
-        values={"history": ctx.code_history(shown), "item": ctx.code(target)},
+        values=LazyValues(lambda: {"history": ctx.code_history(shown), "item": item}),
         target_item=target,
         user_id=user_id,
         forbidden=ctx.target_guard(target, shown),

@@ -15,6 +15,7 @@ the response follows without a separator, as in LC-Rec's data, so a model tuned 
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -43,7 +44,7 @@ class Template:
             names |= {name for _, name, _, _ in string.Formatter().parse(text) if name}
         return frozenset(names)
 
-    def fits(self, values: dict[str, str]) -> bool:
+    def fits(self, values: Mapping[str, str]) -> bool:
         """True when every field this template names has a non-empty value."""
         return all(values.get(name) for name in self.fields)
 
