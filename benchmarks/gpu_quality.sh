@@ -9,6 +9,9 @@
 #     S="--set data.source=ml-1m --set paths.work_dir=WORK_DIR --set tracking.enabled=false"
 #     lcrec ingest $S && lcrec split $S && lcrec embed $S && lcrec quantize $S
 #
+# (add `--set embed.encoder=sasrec` to the embed step for codes from collaborative vectors; see RESULTS.md). The
+# folder needs data/, split/ without train.parquet, and index/: about 25 MB for MovieLens-1M.
+#
 # Then, on the GPU machine:
 #   1. the alignment tasks (CPU work there; SEQ rows capped at what the training budget can read);
 #   2. SASRec-CE trained to convergence (early stopping on valid; SASREC_MINUTES at most), in the background on
