@@ -10,7 +10,7 @@
 #     lcrec ingest $S && lcrec split $S && lcrec embed $S && lcrec quantize $S
 #
 # (add `--set embed.encoder=sasrec` to the embed step for codes from collaborative vectors; see RESULTS.md). The
-# folder needs data/, split/ without train.parquet, and index/: about 25 MB for MovieLens-1M.
+# folder needs data/, split/ and index/: about 25 MB for MovieLens-1M.
 #
 # Then, on the GPU machine:
 #   1. the alignment tasks (CPU work there; SEQ rows capped at what the training budget can read);
