@@ -53,7 +53,13 @@ def test_segments_equal_each_group_run_alone_and_match_torch():
     for g, s, n in zip(groups, starts, sizes, strict=True):
         alone = sinkhorn_segments(g, np.array([0]), 0.003, 50)
         np.testing.assert_array_equal(together[s : s + n], alone)
-        np.testing.assert_array_equal(alone, sinkhorn_plan(torch.from_numpy(g), 0.003, 50).argmax(1).numpy())
+        plan = sinkhorn_plan(torch.from_numpy(g), 0.003, 50).numpy()
+        # the same optimum as torch's plan; where the plan ties (a saturated row spreads 1/K over several codes)
+        # the last bits of the arithmetic pick the column, so any of the tied maxima is right
+        chosen = plan[np.arange(n), alone]
+        np.testing.assert_allclose(chosen, plan.max(axis=1), rtol=1e-9, atol=0)
+        strict = (np.sort(plan, axis=1)[:, -2] < plan.max(axis=1) * (1 - 1e-6))
+        np.testing.assert_array_equal(alone[strict], plan.argmax(1)[strict])
 
 
 def test_segment_codes_spread_a_group_over_the_codebook():
