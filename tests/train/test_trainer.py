@@ -17,6 +17,7 @@ def _batch(tok):
 
 
 def test_lora_trains_only_adapters_and_code_token_rows():
+    torch.manual_seed(0)  # the LoRA A matrices are drawn from torch's global generator
     cfg = TrainConfig(backbone="tiny-llama", mode="lora", lora_dropout=0.0)
     model, tok, ids = build_model(cfg, TOKENS)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -28,10 +29,10 @@ def test_lora_trains_only_adapters_and_code_token_rows():
 
     base = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     emb_before = model.get_input_embeddings()(torch.arange(len(tok))).detach().clone()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     batch = _batch(tok)
     losses = []
-    for _ in range(4):
+    for _ in range(8):  # lr 1e-2 overshoots on some draws of the adapters; 3e-3 falls steadily
         loss_sum, n, _, _ = response_loss(model, batch)
         loss = loss_sum / n
         loss.backward()
