@@ -10,8 +10,10 @@ def test_dvc_repro_runs_then_does_nothing(repo_copy, sh):
     run = sh
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     # keep every stage short: the pipeline's shape and DVC's bookkeeping are what is under test here
-    params["quantize"]["epochs"] = 20
-    params["train"].update(backbone="tiny-llama", max_steps=4, eval_rows=8)
+    params["embed"].update(max_length=32, batch_size=128)
+    params["quantize"].update(epochs=3, codebook_size=32, code_dim=8, kmeans_iters=5)
+    params["tasks"].update(families=["seq"], epochs=1, valid_templates=1)
+    params["train"].update(backbone="tiny-llama", max_steps=4, batch_size=4, max_len=128, eval_rows=8)
     params["baselines"]["sasrec"].update(epochs=1, max_minutes=0.5)
     params["evaluate"].update(max_users=8, ite=False, title_items=0, templates=["seq/0"])
     params["decode"].update(beam_width=10, top_k=10)

@@ -24,7 +24,7 @@ from lcrec.tasks.context import Intention, ItemInfo, TaskContext, TaskExample, T
 from lcrec.tasks.dataset import TaskMix, apply_caps, every_template_rows, sample_rows, write_jsonl, write_rows
 from lcrec.tasks.registry import FAMILIES, family_of, get_family
 from lcrec.tasks.seq import seq_example
-from lcrec.tasks.teachers import ItemView, TeacherRequest, ask_teacher
+from lcrec.tasks.teachers import ItemView, TeacherCache, TeacherRequest, ask_teacher
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,13 @@ def intention_requests(ctx: TaskContext, feedback: dict, per_user: int = 1) -> l
 
 def fill_teacher_texts(cfg: TasksConfig, ctx: TaskContext, needs: set[str], data_dir: Path | None,
                        cache_path: Path) -> dict[str, int]:
-    """Ask the teacher (or the cache) for the texts the enabled families need; store them in ``ctx``."""
+    """Ask the teacher (or the cache) for the texts the enabled families need; store them in ``ctx``.
+
+    The cache file exists after every run (DVC declares it as an output): without a teacher family it is left
+    as it was, or written empty, so a later run with ITE/PER still finds the texts of an earlier one."""
     if not needs:
+        if not Path(cache_path).exists():
+            TeacherCache().save(cache_path)
         return {"requests": 0, "cache_hits": 0, "generated": 0}
     pairs = {(u, i) for u, items in ctx.train_items.items() for i in items}
     feedback = load_feedback(data_dir, pairs)
