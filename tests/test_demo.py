@@ -9,27 +9,16 @@ import pytest
 
 from lcrec.config import load_params
 from lcrec.demo import STEPS, run_demo
+from tiny_params import TINY, TINY_BASELINES
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-
-TINY = [
-    "data.min_rating=5", "embed.max_length=32", "embed.batch_size=128",
-    "quantize.epochs=3", "quantize.codebook_size=32", "quantize.code_dim=8", "quantize.kmeans_iters=5",
-    "tasks.families=[seq]", "tasks.epochs=1", "tasks.valid_templates=1",
-    "train.backbone=tiny-llama", "train.max_steps=2", "train.batch_size=4", "train.max_len=128",
-    "train.save_steps=100", "train.eval_rows=8",
-    "evaluate.max_users=8", "evaluate.ite=false", "evaluate.title_items=0", "evaluate.templates=[seq/0]",
-    "baselines.sasrec.epochs=1", "baselines.sasrec.max_minutes=0.2",
-    "decode.beam_width=10", "decode.top_k=10", "features.materialize=false",
-]
-
 
 def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     repo = tmp_path / "feature_repo"
     shutil.copytree(REPO / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    params = load_params(None, [*TINY, f"paths.work_dir={tmp_path / 'work'}", f"paths.feature_repo={repo}",
+    params = load_params(None, [*TINY, *TINY_BASELINES, f"paths.work_dir={tmp_path / 'work'}", f"paths.feature_repo={repo}",
                                 f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"])
     # k above the catalogue size (+ the new items): the ranking then holds every item, so a new item must be in it
     stats = run_demo(params, serve_options={"users": 2, "new_items": 2, "show": 3, "k": 2000, "timeout_s": 180})

@@ -3,6 +3,8 @@ import json
 import pytest
 import yaml
 
+from tiny_params import TINY_BASELINES, TINY_STEPS, apply_overrides
+
 pytestmark = pytest.mark.slow
 
 
@@ -10,13 +12,7 @@ def test_dvc_repro_runs_then_does_nothing(repo_copy, sh):
     run = sh
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     # keep every stage short: the pipeline's shape and DVC's bookkeeping are what is under test here
-    params["embed"].update(max_length=32, batch_size=128)
-    params["quantize"].update(epochs=3, codebook_size=32, code_dim=8, kmeans_iters=5)
-    params["tasks"].update(families=["seq"], epochs=1, valid_templates=1)
-    params["train"].update(backbone="tiny-llama", max_steps=4, batch_size=4, max_len=128, eval_rows=8)
-    params["baselines"]["sasrec"].update(epochs=1, max_minutes=0.5)
-    params["evaluate"].update(max_users=8, ite=False, title_items=0, templates=["seq/0"])
-    params["decode"].update(beam_width=10, top_k=10)
+    apply_overrides(params, [*TINY_STEPS, *TINY_BASELINES, "train.max_steps=4"])
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stages = yaml.safe_load((repo_copy / "dvc.yaml").read_text())["stages"]
     first = run(["dvc", "repro"], repo_copy, timeout=1200)

@@ -8,20 +8,10 @@ import pytest
 
 from lcrec.config import load_params
 from lcrec.pipelines.compile import compile_pipelines, run_local
+from tiny_params import TINY
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-
-# ML-100K's 5-star ratings only, a small RQ-VAE, SEQ tasks, a random tiny LLaMA, 2 steps, 8 evaluated users
-TINY = [
-    "data.min_rating=5", "embed.max_length=32", "embed.batch_size=128",
-    "quantize.epochs=3", "quantize.codebook_size=32", "quantize.code_dim=8", "quantize.kmeans_iters=5",
-    "tasks.families=[seq]", "tasks.epochs=1", "tasks.valid_templates=1",
-    "train.backbone=tiny-llama", "train.max_steps=2", "train.batch_size=4", "train.max_len=128",
-    "train.save_steps=100", "train.eval_rows=8",
-    "evaluate.max_users=8", "evaluate.ite=false", "evaluate.title_items=0", "evaluate.templates=[seq/0]",
-    "decode.beam_width=10", "decode.top_k=10", "features.materialize=false",
-]
 
 
 @pytest.fixture
