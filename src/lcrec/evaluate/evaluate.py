@@ -216,10 +216,13 @@ def plot_templates(per_template: dict[str, dict[str, float]], path: Path, metric
         if "ndcg@10" in vals:
             ax.axhline(vals["ndcg@10"], ls=":", lw=1.2, color="black")
             ax.text(len(names) - 0.5, vals["ndcg@10"], f" {name} ndcg@10", va="bottom", ha="right", fontsize=7)
+    tallest = max([per_template[n].get(m, 0.0) for n in names for m in metrics]
+                  + [v.get("ndcg@10", 0.0) for v in (baselines or {}).values()] + [1e-6])
+    ax.set_ylim(0, tallest * 1.35)  # head room for the legend above the bars
     ax.set_xticks(x, [n.split("/")[-1] for n in names])
     ax.set_xlabel("SEQ template")
     ax.set_title("Next-item prediction per prompt template")
-    ax.legend(fontsize=7, ncols=2)
+    ax.legend(fontsize=7, ncols=4, loc="upper center")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
