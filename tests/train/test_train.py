@@ -124,3 +124,18 @@ def test_time_limit_stops_after_the_crossing_step_and_saves(tiny_tasks, tmp_path
 def test_no_time_limit_runs_every_step(uninterrupted):
     stats, _ = uninterrupted
     assert stats["stopped_by"] == "steps" and stats["steps"] == 6
+
+
+def test_warm_restart_from_a_trained_full_model(tiny_tasks, tmp_path):
+    """``train.backbone=hf:<a trained model dir>`` continues from its weights: the code tokens it already has are
+    reused (same ids, no duplicates) and the new run starts from the trained loss, not the random one."""
+    tasks, index = tiny_tasks
+    first = train_model(_cfg(mode="full", lr=3e-3), tasks, index, tmp_path / "a")
+    again = train_model(_cfg(mode="full", lr=1e-3, backbone=f"hf:{tmp_path / 'a' / 'model'}"), tasks, index,
+                        tmp_path / "b")
+    assert again["code_token_ids"] == first["code_token_ids"]
+    assert again["total_params"] == first["total_params"]
+    _, tok_a = load_trained(tmp_path / "a" / "model")
+    _, tok_b = load_trained(tmp_path / "b" / "model")
+    assert len(tok_b) == len(tok_a)
+    assert again["first_loss"] < first["first_loss"] - 0.3, (first, again)
