@@ -3,7 +3,8 @@ import json
 import pytest
 import yaml
 
-from tiny_params import TINY_BASELINES, TINY_STEPS, apply_overrides
+from lcrec.config import apply_overrides
+from tiny_params import TINY_BASELINES, TINY_STEPS
 
 pytestmark = pytest.mark.slow
 
