@@ -109,6 +109,12 @@ class SeqTasksConfig:
 
 
 @dataclass
+class SeqAllTasksConfig:
+    stride: int = knob(0, "Items between the ends of consecutive windows of a user's sequence; 0 = tasks.max_history "
+                       "(every training item a target with history once per epoch). Smaller strides overlap windows.")
+
+
+@dataclass
 class MutTasksConfig:
     item2index: bool = knob(True, "Build title / description / both -> item index examples.")
     index2item: bool = knob(True, "Build item index -> title and description examples.")
@@ -162,11 +168,13 @@ class TeacherConfig:
 @dataclass
 class TasksConfig:
     families: list[str] = knob(
-        ["seq", "mut", "asy", "ite", "per", "neg"], "Task families to build (switch families off for the ablation)."
+        ["seq", "mut", "asy", "ite", "per", "neg"], "Task families to build (switch families off for the ablation). "
+        "seqall (SEQ-all: every item of a window of the user's sequence is a target) is the opt-in alternative or "
+        "companion to seq; valid and test prompts are written for each of the two that is enabled.",
     )
     epochs: int = knob(2, "Training epochs to sample templates for; train rows carry their epoch number.")
     templates_per_example: int = knob(1, "Distinct templates sampled per training example per epoch.")
-    valid_templates: int = knob(2, "SEQ templates sampled per validation user.")
+    valid_templates: int = knob(2, "Next-item templates sampled per validation user, for each of seq / seqall enabled.")
     caps: dict[str, int] = knob(
         {"asy": 10000}, "Most examples kept per task, by task name (asy.index2title) or family name (asy: each of its "
         "tasks); 0 or absent = no cap. Sampled with the seed.",
@@ -176,6 +184,7 @@ class TasksConfig:
     train_format: str = knob("parquet", "File format of the training rows: parquet | jsonl.")
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     seq: SeqTasksConfig = field(default_factory=SeqTasksConfig)
+    seqall: SeqAllTasksConfig = field(default_factory=SeqAllTasksConfig)
     mut: MutTasksConfig = field(default_factory=MutTasksConfig)
     asy: AsyTasksConfig = field(default_factory=AsyTasksConfig)
     ite: IteTasksConfig = field(default_factory=IteTasksConfig)
@@ -387,7 +396,8 @@ class ServeConfig:
     grpc_port: int = knob(8081, "gRPC port (v2 open inference protocol).")
     enable_grpc: bool = knob(False, "Serve the v2 gRPC endpoint too.")
     host: str = knob("127.0.0.1", "Bind address; keep 127.0.0.1 outside a container.")
-    template: int = knob(0, "Which SEQ template (lcrec.tasks.templates.SEQ) renders the prompt; must be one the model was trained on.")
+    template: str = knob("seq/0", "Which next-item template renders the prompt (seq/0..seq/11, or seqall/0.. for a model "
+                         "tuned with SEQ-all; a bare number n = seq/n); must be one the model was trained on.")
     max_history: int = knob(20, "Most recent history items put in the prompt (the split caps training histories at 20).")
     max_history_input: int = knob(1000, "Longest history a request may send (longer: HTTP 400).")
     beam_width: int = knob(20, "Beams of the trie-constrained beam search (raised per batch to k + exclusions, up to max_beam).")

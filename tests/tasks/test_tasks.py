@@ -39,7 +39,8 @@ def _assert_no_leak(rows):
             assert code(target) not in prompt, row
         if row["task"] not in SHOWS_TITLE:
             assert title(target).lower() not in prompt.lower(), row
-        assert prompt.endswith("### Response:") and row["response"] not in prompt, row
+        assert prompt.endswith("### Response:") or row["task"] == "seqall", row
+        assert row["response"] not in prompt, row
 
 
 def test_every_family_builds_and_no_prompt_leaks(fixture_dirs):
@@ -63,6 +64,26 @@ def test_valid_and_test_rows(fixture_dirs):
         assert [r["template"] for r in t] == [x.id for x in pool("seq")]
         assert {r["response"] for r in t} == {code(seq[-1])}
         assert all(", ".join(code(i) for i in seq[:-1]) in r["instruction"] for r in t)
+
+
+def test_seqall_family_rows_and_its_valid_and_test_prompts(fixture_dirs):
+    stats, train, valid, test = _build(fixture_dirs, families=["seqall"], epochs=1)
+    assert {r["task"] for r in train} == {"seqall"} and len(train) == 3  # one window per user
+    u2 = next(r for r in train if r["user_id"] == "u2")
+    assert u2["response"] == ", ".join(code(i) for i in SEQUENCES["u2"][:-2]) and "<" not in u2["instruction"]
+    assert {r["task"] for r in valid} == {r["task"] for r in test} == {"seqall"}
+    assert len(valid) == 6 and len(test) == 3 * len(pool("seqall"))
+    for user, seq in SEQUENCES.items():
+        t = [r for r in test if r["user_id"] == user]
+        assert {r["response"] for r in t} == {code(seq[-1])}
+        assert all(r["instruction"].endswith("### Response:" + ", ".join(code(i) for i in seq[:-1]) + ", ")
+                   for r in t)
+    _assert_no_leak(valid + test)
+    stats, train, valid, test = _build(fixture_dirs, families=["seq", "seqall"], epochs=1)
+    assert {r["task"] for r in test} == {"seq", "seqall"} and len(test) == 3 * (len(pool("seq")) + len(pool("seqall")))
+    assert len(valid) == 12
+    seq_only_valid = _build(fixture_dirs, families=["seq"], epochs=1)[2]
+    assert [r for r in valid if r["task"] == "seq"] == seq_only_valid  # adding seqall changes no SEQ prompt
 
 
 def test_training_rows_never_use_held_out_items(fixture_dirs):

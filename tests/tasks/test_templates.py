@@ -1,4 +1,13 @@
-from lcrec.tasks.templates import POOLS, PROMPT_HEADER, pool, render_prompt
+import pytest
+
+from lcrec.tasks.templates import (
+    POOLS,
+    PROMPT_HEADER,
+    next_item_prompt,
+    next_item_template,
+    pool,
+    render_prompt,
+)
 
 KNOWN_FIELDS = {"history", "item", "title", "description", "query", "preference"}
 CODE_ANSWER_TASKS = {"seq", "mut.item2index", "asy.title2index", "ite.query2index", "ite.history_query2index",
@@ -51,3 +60,32 @@ def test_fits_requires_non_empty_fields():
     assert title_only.fits(values) and not both.fits(values)
     ins, res = title_only.fill(values)
     assert "<a_1>" in ins and res == '"Heat (1995)"'
+
+
+def test_next_item_template_ids_and_errors():
+    assert next_item_template("seq/3") is pool("seq")[3]
+    assert next_item_template(3) is pool("seq")[3] and next_item_template("3") is pool("seq")[3]
+    assert next_item_template("seqall/1") is pool("seqall")[1]
+    for bad in ("mut.item2index/0", "seq/99", "seqall", "x"):
+        with pytest.raises(ValueError, match="not a next-item template; choose one of seq/0..seq/11"):
+            next_item_template(bad)
+
+
+def test_scoring_pair_moves_the_response_lead_into_the_prompt():
+    values = {"history": "<a_1><b_2>, <a_3><b_4>", "item": "<a_5><b_6>"}
+    seq = pool("seq")[0]
+    assert seq.scoring_pair(values) == (render_prompt(seq.fill(values)[0]), "<a_5><b_6>")
+    seqall = pool("seqall")[0]
+    prompt, answer = seqall.scoring_pair(values)
+    assert prompt == render_prompt(seqall.instruction) + "<a_1><b_2>, <a_3><b_4>, " and answer == "<a_5><b_6>"
+    assert next_item_prompt("<a_1><b_2>, <a_3><b_4>", "seqall/0") == prompt
+    assert next_item_prompt("<a_1><b_2>", 0) == render_prompt(seq.fill({"history": "<a_1><b_2>", "item": "x"})[0])
+    with pytest.raises(ValueError, match="no {item} in its response"):
+        pool("mut.index2item")[0].scoring_pair({"item": "<a_1>", "title": "T", "description": "D"})
+    with pytest.raises(KeyError, match="needs field"):
+        seqall.scoring_prompt({"history": ""})
+
+
+def test_seqall_templates_name_no_item_in_the_instruction():
+    for t in pool("seqall"):
+        assert t.response == "{history}, {item}" and t.instruction.format() == t.instruction, t.id

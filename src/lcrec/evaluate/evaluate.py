@@ -48,7 +48,8 @@ def select_rows(rows: list[dict[str, Any]], max_users: int = 0, templates: Seque
         missing = sorted(set(templates) - known)
         if missing:
             raise ValueError(f"evaluate.templates names {', '.join(missing)}, absent from the test prompts; "
-                             f"available: {', '.join(sorted(known))}")
+                             f"available: {', '.join(sorted(known, key=_natural))} (--set \"evaluate.templates=[]\" "
+                             "scores all of them; the test prompts follow tasks.families)")
         rows = [r for r in rows if r["template"] in set(templates)]
     users = sorted({str(r["user_id"]) for r in rows})
     if max_users > 0:
@@ -219,8 +220,10 @@ def plot_templates(per_template: dict[str, dict[str, float]], path: Path, metric
     tallest = max([per_template[n].get(m, 0.0) for n in names for m in metrics]
                   + [v.get("ndcg@10", 0.0) for v in (baselines or {}).values()] + [1e-6])
     ax.set_ylim(0, tallest * 1.35)  # head room for the legend above the bars
-    ax.set_xticks(x, [n.split("/")[-1] for n in names])
-    ax.set_xlabel("SEQ template")
+    pools = {n.rpartition("/")[0] for n in names}
+    ax.set_xticks(x, [n.split("/")[-1] for n in names] if len(pools) == 1 else names,
+                  rotation=0 if len(pools) == 1 else 60, fontsize=None if len(pools) == 1 else 7)
+    ax.set_xlabel(f"{next(iter(pools)).upper()} template" if len(pools) == 1 else "next-item template")
     ax.set_title("Next-item prediction per prompt template")
     ax.legend(fontsize=7, ncols=4, loc="upper center")
     ax.grid(axis="y", alpha=0.3)

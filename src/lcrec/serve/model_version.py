@@ -6,11 +6,12 @@ holding it)::
 
     model/                  the ``lcrec train`` model folder (adapter or full weights, tokenizer, lcrec_model.json)
     index/                  the index store (see lcrec.serve.index_store): current + versions/<v>/
-    serving.json            model_version id, SEQ template, max history
+    serving.json            model_version id, next-item template, max history
 
-The prompt is the SEQ prompt the model was trained on: :data:`lcrec.tasks.templates.SEQ` wording number
-``template`` with ``{history}`` = the codes of the last ``max_history`` items joined with ", ", framed by
-:func:`lcrec.tasks.templates.render_prompt`, tokenised with special tokens as the training collator does.
+The prompt is a next-item prompt the model was trained on: template ``template`` (``seq/0``..., or ``seqall/0``...
+for a model tuned with SEQ-all; a bare number is a SEQ wording) with ``{history}`` = the codes of the last
+``max_history`` items joined with ", " (:func:`lcrec.tasks.templates.next_item_prompt`), tokenised with special
+tokens as the training collator does.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pandas as pd
 from lcrec.decode.trie import CodeTrie
 from lcrec.quantize.index_file import code_tokens, read_index
 from lcrec.serve import index_store
-from lcrec.tasks.templates import SEQ, render_prompt
+from lcrec.tasks.templates import next_item_prompt, next_item_template
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,20 @@ MODEL_SUBDIR = "model"
 INDEX_SUBDIR = "index"
 
 
-def seq_prompt(history_codes: list[str], template: int = 0) -> str:
-    """The SEQ prompt for a history given as code strings (oldest first), exactly as in training."""
-    if not 0 <= template < len(SEQ):
-        raise ValueError(f"serve.template={template} is not a SEQ template; choose 0..{len(SEQ) - 1}")
-    return render_prompt(SEQ[template].instruction.format(history=", ".join(history_codes)))
+def seq_prompt(history_codes: list[str], template: str | int = "seq/0") -> str:
+    """The next-item prompt for a history given as code strings (oldest first), exactly as in training."""
+    try:
+        return next_item_prompt(", ".join(history_codes), template)
+    except ValueError as err:
+        raise ValueError(f"serve.template: {err}") from None
+
+
+def template_id(template: str | int) -> str:
+    """``template`` as a template id (``0`` -> ``seq/0``); a ValueError naming serve.template if it is none."""
+    try:
+        return next_item_template(template).id
+    except ValueError as err:
+        raise ValueError(f"serve.template: {err}") from None
 
 
 @dataclass
@@ -101,7 +111,7 @@ class ServedModel:
     model: Any
     tokenizer: Any
     model_version: str
-    template: int = 0
+    template: str = "seq/0"
     max_history: int = 20
 
     def prompt_ids(self, history_codes: list[str]) -> list[int]:
@@ -121,7 +131,7 @@ def model_version_id(model_dir: Path) -> str:
 
 
 def build_serving_folder(model_dir: str | Path, index_dir: str | Path, items: pd.DataFrame | None,
-                         out_dir: str | Path, template: int = 0, max_history: int = 20) -> dict[str, Any]:
+                         out_dir: str | Path, template: str | int = "seq/0", max_history: int = 20) -> dict[str, Any]:
     """Assemble a serving folder from a ``lcrec train`` model folder, a ``lcrec quantize`` index folder and the
     catalogue (item_id, title). An existing index store in ``out_dir/index`` is kept (it may hold re-indexed
     versions)."""
@@ -140,7 +150,7 @@ def build_serving_folder(model_dir: str | Path, index_dir: str | Path, items: pd
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     store = index_store.init_store(out_dir / INDEX_SUBDIR, index_dir, items)
-    meta = {"model_version": version, "template": template, "max_history": max_history}
+    meta = {"model_version": version, "template": template_id(template), "max_history": max_history}
     meta_path.write_text(json.dumps(meta, indent=1))
     return {**meta, "index_version": store["version"], "folder": str(out_dir)}
 
@@ -179,4 +189,5 @@ def load_served_model(folder: str | Path, device: str = "cpu", dtype: str = "flo
     model, tok = load_trained(folder / MODEL_SUBDIR, dtype=torch_dtype, merge=True)
     model = model.to(device).eval()
     version = meta.get("model_version") or model_version_id(folder / MODEL_SUBDIR)
-    return ServedModel(model, tok, version, int(meta.get("template", 0)), int(meta.get("max_history", 20)))
+    return ServedModel(model, tok, version, template_id(meta.get("template", "seq/0")),
+                       int(meta.get("max_history", 20)))

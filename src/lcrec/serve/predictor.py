@@ -34,7 +34,13 @@ from lcrec.config import ServeConfig
 from lcrec.features.frames import history_hash
 from lcrec.serve import index_store
 from lcrec.serve.cache import CacheEntry, TopKCache, cache_answer, shown_history
-from lcrec.serve.model_version import IndexState, ServedModel, load_index_state, load_served_model
+from lcrec.serve.model_version import (
+    IndexState,
+    ServedModel,
+    load_index_state,
+    load_served_model,
+    template_id,
+)
 from lcrec.serve.request import Query, check_known, parse_v1, parse_v2
 
 log = logging.getLogger(__name__)
@@ -133,7 +139,7 @@ class LcrecPredictor(kserve.Model):
         device = resolve_device(self.cfg.device)
         self.served = load_served_model(self.folder, device=device, dtype=self.cfg.dtype)
         self.served.max_history = self.cfg.max_history
-        self.served.template = self.cfg.template
+        self.served.template = template_id(self.cfg.template)
         self.state = load_index_state(index_store.current_dir(self.index_root), self.served.tokenizer)
         self.batcher = DecodeBatcher(self.served, self.cfg)
         if self.cfg.use_feature_store and self.feature_repo is not None:

@@ -80,14 +80,21 @@ def apply_caps(examples: dict[str, list[TaskExample]], caps: dict[str, int], see
     return out
 
 
-def render_row(example: TaskExample, template: Template, epoch: int) -> dict[str, Any]:
-    instruction, response = template.fill(example.values)
+def render_row(example: TaskExample, template: Template, epoch: int, scored: bool = False) -> dict[str, Any]:
+    """One row. ``scored`` rows (valid/test prompts of next-item templates) carry the whole prompt in
+    ``instruction`` and only the answer (the target's code) in ``response``; see :meth:`Template.scoring_pair`."""
+    if scored:
+        prompt, response = template.scoring_pair(example.values)
+    else:
+        instruction, response = template.fill(example.values)
+        prompt = render_prompt(instruction)
     return {"task": example.task, "template": template.id, "epoch": epoch, "user_id": example.user_id,
-            "target_item": example.target_item, "instruction": render_prompt(instruction), "response": response}
+            "target_item": example.target_item, "instruction": prompt, "response": response}
 
 
-def _guarded(example: TaskExample, template: Template, epoch: int, mix: TaskMix) -> dict[str, Any] | None:
-    row = render_row(example, template, epoch)
+def _guarded(example: TaskExample, template: Template, epoch: int, mix: TaskMix,
+             scored: bool = False) -> dict[str, Any] | None:
+    row = render_row(example, template, epoch, scored)
     found = leaks(row["instruction"], example.forbidden)
     if found is not None:
         mix.leaked[example.task] += 1
@@ -115,8 +122,9 @@ class FittingTemplates:
 
 
 def sample_rows(examples: dict[str, list[TaskExample]], epochs: int, per_example: int, seed: int,
-                mix: TaskMix) -> Iterator[dict[str, Any]]:
-    """For each epoch and example, ``per_example`` distinct templates drawn (seeded) among those that fit it."""
+                mix: TaskMix, scored: bool = False) -> Iterator[dict[str, Any]]:
+    """For each epoch and example, ``per_example`` distinct templates drawn (seeded) among those that fit it
+    (``scored``: rendered as prompts to score, see :func:`render_row`)."""
     if epochs < 1 or per_example < 1:
         raise ValueError(f"tasks.epochs ({epochs}) and tasks.templates_per_example ({per_example}) must be >= 1")
     fitting_templates = FittingTemplates()
@@ -130,20 +138,20 @@ def sample_rows(examples: dict[str, list[TaskExample]], epochs: int, per_example
                         mix.unfit[task] += 1
                     continue
                 for t in rng.sample(fitting, min(per_example, len(fitting))):
-                    row = _guarded(ex, t, epoch, mix)
+                    row = _guarded(ex, t, epoch, mix, scored)
                     if row is not None:
                         yield row
 
 
 def every_template_rows(examples: Iterable[TaskExample], mix: TaskMix) -> Iterator[dict[str, Any]]:
-    """One row per example and fitting template (the test prompts: evaluation averages over wordings)."""
+    """One scored row per example and fitting template (the test prompts: evaluation averages over wordings)."""
     fitting_templates = FittingTemplates()
     for ex in examples:
         fitting = fitting_templates(ex)
         if not fitting:
             mix.unfit[ex.task] += 1
         for t in fitting:
-            row = _guarded(ex, t, 0, mix)
+            row = _guarded(ex, t, 0, mix, scored=True)
             if row is not None:
                 yield row
 

@@ -10,11 +10,14 @@ from lcrec.tasks.context import LazyValues, TaskContext, TaskExample
 from lcrec.tasks.registry import register_task_family
 
 
-def seq_example(ctx: TaskContext, user_id: str, history: tuple[str, ...], target: str) -> TaskExample:
+def seq_example(ctx: TaskContext, user_id: str, history: tuple[str, ...], target: str,
+                task: str = "seq") -> TaskExample:
+    """The next-item example of one prefix: the recent history's codes and the target's code. ``task`` names
+    the template pool it is rendered with (``seq``, or ``seqall`` for the valid/test prompts of SEQ-all)."""
     shown = ctx.recent(history)
     item = ctx.code(target)
     return TaskExample(
-        task="seq",
+        task=task,
         values=LazyValues(lambda: {"history": ctx.code_history(shown), "item": item}),
         target_item=target,
         user_id=user_id,

@@ -2,8 +2,10 @@
 
 Writes into ``out_dir`` (``work/tasks``):
 - ``train.parquet`` (or ``.jsonl``): rows of every enabled family for every epoch (column ``epoch``);
-- ``valid.jsonl``: SEQ rows over ``valid.parquet`` (``tasks.valid_templates`` wordings per user);
-- ``test_seq.jsonl``: SEQ rows over ``test.parquet`` for every SEQ template (evaluation averages over them);
+- ``valid.jsonl``: next-item rows over ``valid.parquet`` (``tasks.valid_templates`` wordings per user, of the SEQ
+  pool and/or the SEQ-all pool, whichever families are enabled);
+- ``test_seq.jsonl``: next-item rows over ``test.parquet`` for every template of those pools (evaluation
+  averages over them); valid and test rows hold the whole prompt in ``instruction`` and the code in ``response``;
 - ``teacher_cache.json``: the teacher's texts (reused by the next run while their inputs are unchanged);
 - ``mix.json``: the task mix (examples built, kept after caps, rows, shares, drops) per split.
 
@@ -25,6 +27,7 @@ from lcrec.tasks.dataset import TaskMix, apply_caps, every_template_rows, sample
 from lcrec.tasks.registry import FAMILIES, family_of, get_family
 from lcrec.tasks.seq import seq_example
 from lcrec.tasks.teachers import ItemView, TeacherCache, TeacherRequest, ask_teacher
+from lcrec.tasks.templates import NEXT_ITEM_POOLS
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +186,12 @@ def fill_teacher_texts(cfg: TasksConfig, ctx: TaskContext, needs: set[str], data
 
 
 # --------------------------------------------------------------------------------------------------- the step
+def next_item_tasks(families: list[str]) -> list[str]:
+    """The next-item template pools to write valid/test prompts for: those of the enabled families (seq,
+    seqall), or seq when neither is enabled (evaluation always scores next-item prediction)."""
+    return [t for t in NEXT_ITEM_POOLS if t in families] or ["seq"]
+
+
 def _check(cfg: TasksConfig) -> None:
     if cfg.train_format not in TRAIN_FORMATS:
         raise ValueError(f"tasks.train_format is {cfg.train_format!r}; use one of {', '.join(TRAIN_FORMATS)}")
@@ -231,12 +240,17 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
     n_train = write_rows(sample_rows(kept, cfg.epochs, cfg.templates_per_example, cfg.seed, mix), train_path)
 
     valid_mix, test_mix = TaskMix(), TaskMix()
-    valid_ex = {"seq": [seq_example(ctx, r.user_id, r.history, r.target) for r in valid if r.history]}
-    valid_mix.built["seq"] = valid_mix.kept["seq"] = len(valid_ex["seq"])
-    n_valid = write_jsonl(sample_rows(valid_ex, 1, cfg.valid_templates, cfg.seed + 1, valid_mix),
+    scored = next_item_tasks(cfg.families)
+    valid_ex = {task: [seq_example(ctx, r.user_id, r.history, r.target, task) for r in valid if r.history]
+                for task in scored}
+    for task, exs in valid_ex.items():
+        valid_mix.built[task] = valid_mix.kept[task] = len(exs)
+    n_valid = write_jsonl(sample_rows(valid_ex, 1, cfg.valid_templates, cfg.seed + 1, valid_mix, scored=True),
                           out_dir / "valid.jsonl")
-    test_ex = [seq_example(ctx, r.user_id, r.history, r.target) for r in test if r.history]
-    test_mix.built["seq"] = test_mix.kept["seq"] = len(test_ex)
+    test_ex = [seq_example(ctx, r.user_id, r.history, r.target, task) for task in scored for r in test if r.history]
+    for ex in test_ex:
+        test_mix.built[ex.task] += 1
+        test_mix.kept[ex.task] += 1
     n_test = write_jsonl(every_template_rows(test_ex, test_mix), out_dir / "test_seq.jsonl")
 
     summary = {

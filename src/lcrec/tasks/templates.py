@@ -10,6 +10,11 @@ string), ``title``, ``description``, ``query`` (a user's intention), ``preferenc
 
 The full training text is ``render_prompt(instruction) + response``: the prompt ends with ``### Response:`` and
 the response follows without a separator, as in LC-Rec's data, so a model tuned on either reads the other.
+
+Next-item pools (:data:`NEXT_ITEM_POOLS`) are the ones a model is scored and served with. Their responses end
+with ``{item}``; whatever comes before it is written into the prompt when a row is scored
+(:meth:`Template.scoring_pair`). A SEQ response is ``{item}`` alone; a SEQ-all response is ``{history}, {item}``:
+in training every item of the window is a target, and at test time the prompt ends with the history and ", ".
 """
 
 from __future__ import annotations
@@ -55,6 +60,22 @@ class Template:
             raise KeyError(f"template {self.id} needs field(s) {', '.join(missing)} that the example lacks")
         return self.instruction.format(**values), self.response.format(**values)
 
+    def scoring_prompt(self, values: Mapping[str, str]) -> str:
+        """The whole prompt of a next-item template: the instruction framed by :func:`render_prompt`, then the
+        response's text before ``{item}`` (empty for SEQ, the history and ", " for SEQ-all)."""
+        lead, sep, _ = self.response.partition("{item}")
+        if not sep:
+            raise ValueError(f"template {self.id} has no {{item}} in its response, so it cannot be scored")
+        missing = sorted(n for n in self.fields - {"item"} if not values.get(n))
+        if missing:
+            raise KeyError(f"template {self.id} needs field(s) {', '.join(missing)} that the example lacks")
+        return render_prompt(self.instruction.format(**values)) + lead.format(**values)
+
+    def scoring_pair(self, values: Mapping[str, str]) -> tuple[str, str]:
+        """(whole prompt, answer) of a next-item template: the answer is the response from ``{item}`` on."""
+        prompt = self.scoring_prompt(values)
+        return prompt, ("{item}" + self.response.partition("{item}")[2]).format(**values)
+
 
 def _pool(task: str, pairs: list[tuple[str, str]]) -> tuple[Template, ...]:
     return tuple(Template(f"{task}/{i}", ins, res) for i, (ins, res) in enumerate(pairs))
@@ -82,6 +103,22 @@ SEQ = _pool("seq", [
     ("History: {history}\nWhich item will this user interact with next? Answer with its index.", "{item}"),
     ("Considering everything this user has picked so far, namely {history}, which item is the best next "
      "recommendation?", "{item}"),
+])
+
+# --------------------------------------------------------------------------------------------------- SEQ-all
+# One row per window of a user's training sequence: the response lists the window's items in order, so every
+# item is a target given the items before it (the all-position loss SASRec trains with). The instruction names
+# no item; scored, the prompt is the instruction followed by the history and ", ".
+SEQALL = _pool("seqall", [
+    ("List the items this user interacted with, oldest first.", "{history}, {item}"),
+    ("Write down one user's history of items in chronological order.", "{history}, {item}"),
+    ("You are a recommender system. Continue the user's sequence of items in the order they will choose them.",
+     "{history}, {item}"),
+    ("Give the items of a user's interaction history, each followed by the item the user picked next.",
+     "{history}, {item}"),
+    ("Recall the items one user chose, one after another, from the first to the latest.", "{history}, {item}"),
+    ("Here is a task for a recommender: write the sequence of items a user engaged with, in time order.",
+     "{history}, {item}"),
 ])
 
 # --------------------------------------------------------------------------------------------------- MUT
@@ -217,7 +254,7 @@ DISLIKE = _pool("neg.dislike", [
 
 POOLS: dict[str, tuple[Template, ...]] = {
     pool[0].id.split("/")[0]: pool
-    for pool in (SEQ, ITEM2INDEX, INDEX2ITEM, INDEX2TITLE, INDEX2DESC, TITLE2INDEX, QUERY2INDEX,
+    for pool in (SEQ, SEQALL, ITEM2INDEX, INDEX2ITEM, INDEX2TITLE, INDEX2DESC, TITLE2INDEX, QUERY2INDEX,
                  HISTORY_QUERY2INDEX, PREFERENCE, DISLIKE)
 }
 
@@ -228,3 +265,25 @@ def pool(task: str) -> tuple[Template, ...]:
         return POOLS[task]
     except KeyError:
         raise KeyError(f"no template pool for task {task!r}; known tasks: {', '.join(POOLS)}") from None
+
+
+# The pools whose templates predict the next item from a history: scored by `lcrec evaluate`, served by
+# `lcrec serve`.
+NEXT_ITEM_POOLS = ("seq", "seqall")
+
+
+def next_item_template(name: str | int) -> Template:
+    """A next-item template by id (``seq/3``, ``seqall/0``); a bare number means a SEQ wording (``3`` = ``seq/3``)."""
+    text = str(name).strip()
+    if text.lstrip("-").isdigit():
+        text = f"seq/{int(text)}"
+    task, _, number = text.rpartition("/")
+    if task not in NEXT_ITEM_POOLS or not number.isdigit() or int(number) >= len(POOLS[task]):
+        choices = ", ".join(f"{t}/0..{t}/{len(POOLS[t]) - 1}" for t in NEXT_ITEM_POOLS)
+        raise ValueError(f"{name!r} is not a next-item template; choose one of {choices}")
+    return POOLS[task][int(number)]
+
+
+def next_item_prompt(history: str, template: str | int = "seq/0") -> str:
+    """The whole prompt that asks for the item after ``history`` (codes joined with ", ", oldest first)."""
+    return next_item_template(template).scoring_prompt({"history": history})

@@ -1,0 +1,59 @@
+"""SEQ-all: next-item prediction at every position of a window of a user's training sequence.
+
+A SEQ row holds one target: the prompt lists up to ``max_history`` items and the response is the next one,
+so a user with ``L`` training items gives ``L - 1`` rows that repeat the same history over and over. A SEQ-all
+row holds a whole window of ``max_history + 1`` consecutive items in its response, oldest first, after an
+instruction that names no item; the loss on the response makes every item of the window a target given the
+items before it (the all-position loss SASRec trains with). Windows are cut from the end of the sequence every
+``stride`` items (``max_history`` by default: each training item is a target with history exactly once per
+epoch), so one epoch costs about ``1 / stride`` of SEQ's rows for the same targets.
+
+Scored and served, the prompt is the instruction followed by the history and ", " (see
+:meth:`lcrec.tasks.templates.Template.scoring_pair`), exactly the text that precedes an item in training.
+"""
+
+from __future__ import annotations
+
+from lcrec.config import SeqAllTasksConfig
+from lcrec.tasks.context import LazyValues, TaskContext, TaskExample
+from lcrec.tasks.registry import register_task_family
+
+
+def window_bounds(length: int, width: int, stride: int) -> list[tuple[int, int]]:
+    """(start, end) of the windows over a sequence of ``length`` items, the last ending at ``length``, each
+    ending ``stride`` items before the next and holding at most ``width`` items; windows of one item (no
+    history) are skipped. Returned oldest first."""
+    if width < 2 or stride < 1:
+        raise ValueError(f"a SEQ-all window needs width >= 2 (got {width}) and stride >= 1 (got {stride})")
+    bounds = []
+    end = length
+    while end >= 2:
+        bounds.append((max(0, end - width), end))
+        end -= stride
+    return bounds[::-1]
+
+
+def window_example(ctx: TaskContext, user_id: str, window: list[str]) -> TaskExample:
+    """One window as an example: ``history`` = every item but the last, ``item`` = the last."""
+    codes = [ctx.code(i) for i in window]
+    return TaskExample(
+        task="seqall",
+        values=LazyValues(lambda: {"history": ", ".join(codes[:-1]), "item": codes[-1]}),
+        target_item=window[-1],
+        user_id=user_id,
+    )
+
+
+def build_seqall_tasks(cfg: SeqAllTasksConfig, ctx: TaskContext) -> list[TaskExample]:
+    width = ctx.max_history + 1 if ctx.max_history > 0 else 0
+    out = []
+    for user, items in ctx.train_items.items():
+        w = width or len(items)
+        if w < 2:
+            continue
+        for start, end in window_bounds(len(items), w, cfg.stride if cfg.stride > 0 else w - 1):
+            out.append(window_example(ctx, user, items[start:end]))
+    return out
+
+
+register_task_family(name="seqall", config_cls=SeqAllTasksConfig, build=build_seqall_tasks, tasks=("seqall",))
