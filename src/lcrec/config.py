@@ -322,6 +322,8 @@ class TrainConfig:
     save_total_limit: int = knob(2, "Keep at most this many checkpoints.")
     eval_steps: int = knob(0, "Evaluate the loss on valid rows every this many steps (0 = only at the end).")
     eval_rows: int = knob(32, "Validation rows used for the eval loss (0 = all).")
+    best_on_valid: bool = knob(False, "Keep the checkpoint with the lowest valid loss as the model (needs eval_steps > 0 and "
+                               "save_steps a multiple of it); otherwise the model is the last step's.")
     seed: int = knob(2024, "Seed of weights init noise, data order and dropout.")
     bf16: str = knob("auto", "bf16 autocast: auto (on when the GPU supports it) | true | false.")
     deepspeed: str = knob("", "DeepSpeed JSON config (e.g. configs/deepspeed/ds_zero2.json); empty = no DeepSpeed.")

@@ -139,3 +139,30 @@ def test_warm_restart_from_a_trained_full_model(tiny_tasks, tmp_path):
     _, tok_b = load_trained(tmp_path / "b" / "model")
     assert len(tok_b) == len(tok_a)
     assert again["first_loss"] < first["first_loss"] - 0.3, (first, again)
+
+
+def test_best_on_valid_keeps_the_checkpoint_with_the_lowest_valid_loss(tiny_tasks, tmp_path):
+    tasks, index = tiny_tasks
+    stats = train_model(_cfg(mode="full", lr=3e-2, max_steps=6, eval_steps=2, save_steps=2, eval_rows=0,
+                             best_on_valid=True), tasks, index, tmp_path)
+    history = json.loads((tmp_path / "loss_history.json").read_text())
+    evals: dict[int, float] = {}
+    for h in history:
+        if "eval_loss" in h:
+            evals.setdefault(h["step"], h["eval_loss"])  # the periodic one (the final evaluate() repeats the step)
+    best_step = min(evals, key=evals.get)
+    assert best_step < 6, evals  # at this learning rate the valid loss rises again after step 4
+    assert stats["best_checkpoint"] == f"checkpoint-{best_step}"
+    assert stats["best_eval_loss"] == pytest.approx(evals[best_step])
+    assert stats["eval_loss"] == pytest.approx(evals[best_step], abs=1e-5)  # the saved model is that checkpoint
+    saved = load_file(tmp_path / "model" / "model.safetensors")
+    kept = load_file(tmp_path / "checkpoints" / f"checkpoint-{best_step}" / "model.safetensors")
+    assert saved.keys() == kept.keys() and all(torch.equal(saved[k], kept[k]) for k in saved)
+
+
+def test_best_on_valid_needs_a_valid_loss_at_every_checkpoint(tiny_tasks, tmp_path):
+    tasks, index = tiny_tasks
+    with pytest.raises(ValueError, match="eval_steps > 0"):
+        train_model(_cfg(best_on_valid=True), tasks, index, tmp_path)
+    with pytest.raises(ValueError, match=r"save_steps \(3\) must be a multiple of train.eval_steps \(2\)"):
+        train_model(_cfg(best_on_valid=True, eval_steps=2, save_steps=3), tasks, index, tmp_path)

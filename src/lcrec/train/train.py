@@ -174,6 +174,9 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
             stats[f"first_loss_{f}"], stats[f"final_loss_{f}"] = pts[0], pts[-1]
     if eval_loss is not None:
         stats["eval_loss"] = float(eval_loss)
+    if cfg.best_on_valid and trainer.state.best_model_checkpoint:
+        stats["best_checkpoint"] = Path(trainer.state.best_model_checkpoint).name
+        stats["best_eval_loss"] = float(trainer.state.best_metric)
 
     trainer.save_model(str(model_dir))
     if trainer.is_world_process_zero():

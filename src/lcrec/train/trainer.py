@@ -181,6 +181,14 @@ def training_arguments(cfg: TrainConfig, checkpoint_dir: Path, has_eval: bool):
     eval_kwargs: dict[str, Any] = {"eval_strategy": "no"}
     if has_eval and cfg.eval_steps > 0:
         eval_kwargs = {"eval_strategy": "steps", "eval_steps": cfg.eval_steps}
+    if cfg.best_on_valid:
+        if not has_eval or cfg.eval_steps <= 0:
+            raise ValueError("train.best_on_valid needs a valid loss during training: set train.eval_steps > 0 and "
+                             "keep valid.jsonl in the tasks folder (lcrec tasks writes it)")
+        if cfg.save_steps % cfg.eval_steps:
+            raise ValueError(f"train.best_on_valid: train.save_steps ({cfg.save_steps}) must be a multiple of "
+                             f"train.eval_steps ({cfg.eval_steps}), so every checkpoint has a valid loss")
+        eval_kwargs.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         per_device_train_batch_size=cfg.batch_size,
