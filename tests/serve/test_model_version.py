@@ -1,6 +1,7 @@
 """Serving folder metadata and the served prompt: the template a model version is served with."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,19 @@ def test_a_legacy_numeric_template_in_serving_json_still_loads(tiny_serving, tmp
     meta = json.loads((out / "serving.json").read_text())
     (out / "serving.json").write_text(json.dumps({**meta, "template": 4}))
     assert load_served_model(out).template == "seq/4"
+
+
+def test_auto_template_follows_the_families_the_model_was_trained_on(tiny_serving, tmp_path):
+    assert template_id("auto") == "seq/0" and template_id("auto", ["seq", "seqall", "mut"]) == "seq/0"
+    assert template_id("auto", ["seqall", "mut"]) == "seqall/0"
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_serving["root"] / "train_model", model_dir)
+    manifest = json.loads((model_dir / "lcrec_model.json").read_text())
+    (model_dir / "lcrec_model.json").write_text(json.dumps({**manifest, "families": ["seqall"]}))
+    info = build_serving_folder(model_dir, tiny_serving["root"] / "index", None, tmp_path / "serving")
+    assert info["template"] == "seqall/0"
+    served = load_served_model(tmp_path / "serving")
+    served.use_template("auto")
+    assert served.template == "seqall/0"
+    served.use_template(3)
+    assert served.template == "seq/3"

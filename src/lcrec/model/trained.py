@@ -2,7 +2,8 @@
 
 ``<train>/model/`` holds the LoRA adapter (``adapter_model.safetensors``, ``adapter_config.json``) or the full
 model, the tokenizer with the code tokens, and ``lcrec_model.json``: which backbone, which mode, the code tokens
-and how their rows were initialised, so a LoRA adapter is put back on exactly the base it was trained on.
+and how their rows were initialised, so a LoRA adapter is put back on exactly the base it was trained on, and
+the task families it was trained on (serving picks its prompt template from them).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class ModelManifest:
     code_tokens: list[str] = field(default_factory=list)
     code_token_noise: float = 0.0
     seed: int = 0
+    families: list[str] = field(default_factory=list)  # task families of the training rows (seq, seqall, mut...)
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / MANIFEST

@@ -188,14 +188,15 @@ def run_cache_topk(params: Any, users_path: str | None = None) -> dict[str, Any]
     from lcrec.features.store import open_store
     from lcrec.model.device import resolve_device
     from lcrec.serve import index_store
-    from lcrec.serve.model_version import load_index_state, load_served_model, template_id
+    from lcrec.serve.model_version import load_index_state, load_served_model
     from lcrec.serve.server import index_root, serving_folder
     from lcrec.tracking import log_step
 
     cfg = params.serve
     folder = serving_folder(params)
     served = load_served_model(folder, device=resolve_device(cfg.device), dtype=cfg.dtype)
-    served.template, served.max_history = template_id(cfg.template), cfg.max_history
+    served.use_template(cfg.template)
+    served.max_history = cfg.max_history
     state = load_index_state(index_store.current_dir(index_root(cfg, folder)), served.tokenizer)
     store = open_store(Path(params.paths.feature_repo))
     histories = read_histories(params, store, users_path)

@@ -28,9 +28,10 @@ from typing import Any
 import pandas as pd
 
 from lcrec.decode.trie import CodeTrie
+from lcrec.model.trained import ModelManifest
 from lcrec.quantize.index_file import code_tokens, read_index
 from lcrec.serve import index_store
-from lcrec.tasks.templates import next_item_prompt, next_item_template
+from lcrec.tasks.templates import default_next_item_template, next_item_prompt, next_item_template
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,11 @@ def seq_prompt(history_codes: list[str], template: str | int = "seq/0") -> str:
         raise ValueError(f"serve.template: {err}") from None
 
 
-def template_id(template: str | int) -> str:
-    """``template`` as a template id (``0`` -> ``seq/0``); a ValueError naming serve.template if it is none."""
+def template_id(template: str | int, families: list[str] | tuple[str, ...] = ()) -> str:
+    """``template`` as a template id (``0`` -> ``seq/0``; ``auto`` -> the first wording of a next-item task in
+    ``families``, the model's training families); a ValueError naming serve.template if it is none."""
+    if str(template).strip().lower() in ("auto", ""):
+        return default_next_item_template(families)
     try:
         return next_item_template(template).id
     except ValueError as err:
@@ -114,6 +118,11 @@ class ServedModel:
     template: str = "seq/0"
     max_history: int = 20
 
+    def use_template(self, template: str | int) -> None:
+        """Serve with ``template`` (serve.template); ``auto`` keeps the one the serving folder recorded."""
+        if str(template).strip().lower() not in ("auto", ""):
+            self.template = template_id(template)
+
     def prompt_ids(self, history_codes: list[str]) -> list[int]:
         shown = history_codes[-self.max_history:] if self.max_history > 0 else history_codes
         return self.tokenizer(seq_prompt(shown, self.template), add_special_tokens=True)["input_ids"]
@@ -131,7 +140,7 @@ def model_version_id(model_dir: Path) -> str:
 
 
 def build_serving_folder(model_dir: str | Path, index_dir: str | Path, items: pd.DataFrame | None,
-                         out_dir: str | Path, template: str | int = "seq/0", max_history: int = 20) -> dict[str, Any]:
+                         out_dir: str | Path, template: str | int = "auto", max_history: int = 20) -> dict[str, Any]:
     """Assemble a serving folder from a ``lcrec train`` model folder, a ``lcrec quantize`` index folder and the
     catalogue (item_id, title). An existing index store in ``out_dir/index`` is kept (it may hold re-indexed
     versions)."""
@@ -150,7 +159,8 @@ def build_serving_folder(model_dir: str | Path, index_dir: str | Path, items: pd
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     store = index_store.init_store(out_dir / INDEX_SUBDIR, index_dir, items)
-    meta = {"model_version": version, "template": template_id(template), "max_history": max_history}
+    families = ModelManifest.read(model_dir).families
+    meta = {"model_version": version, "template": template_id(template, families), "max_history": max_history}
     meta_path.write_text(json.dumps(meta, indent=1))
     return {**meta, "index_version": store["version"], "folder": str(out_dir)}
 
@@ -189,5 +199,5 @@ def load_served_model(folder: str | Path, device: str = "cpu", dtype: str = "flo
     model, tok = load_trained(folder / MODEL_SUBDIR, dtype=torch_dtype, merge=True)
     model = model.to(device).eval()
     version = meta.get("model_version") or model_version_id(folder / MODEL_SUBDIR)
-    return ServedModel(model, tok, version, template_id(meta.get("template", "seq/0")),
-                       int(meta.get("max_history", 20)))
+    template = template_id(meta.get("template", "auto"), ModelManifest.read(folder / MODEL_SUBDIR).families)
+    return ServedModel(model, tok, version, template, int(meta.get("max_history", 20)))

@@ -39,7 +39,6 @@ from lcrec.serve.model_version import (
     ServedModel,
     load_index_state,
     load_served_model,
-    template_id,
 )
 from lcrec.serve.request import Query, check_known, parse_v1, parse_v2
 
@@ -139,7 +138,7 @@ class LcrecPredictor(kserve.Model):
         device = resolve_device(self.cfg.device)
         self.served = load_served_model(self.folder, device=device, dtype=self.cfg.dtype)
         self.served.max_history = self.cfg.max_history
-        self.served.template = template_id(self.cfg.template)
+        self.served.use_template(self.cfg.template)
         self.state = load_index_state(index_store.current_dir(self.index_root), self.served.tokenizer)
         self.batcher = DecodeBatcher(self.served, self.cfg)
         if self.cfg.use_feature_store and self.feature_repo is not None:

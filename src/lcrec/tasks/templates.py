@@ -272,6 +272,12 @@ def pool(task: str) -> tuple[Template, ...]:
 NEXT_ITEM_POOLS = ("seq", "seqall")
 
 
+def default_next_item_template(families: list[str] | tuple[str, ...] = ()) -> str:
+    """The template a model is served with when none is named: ``seqall/0`` for a model tuned with SEQ-all and
+    not SEQ, else ``seq/0``."""
+    return "seqall/0" if "seqall" in families and "seq" not in families else "seq/0"
+
+
 def next_item_template(name: str | int) -> Template:
     """A next-item template by id (``seq/3``, ``seqall/0``); a bare number means a SEQ wording (``3`` = ``seq/3``)."""
     text = str(name).strip()

@@ -181,7 +181,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     trainer.save_model(str(model_dir))
     if trainer.is_world_process_zero():
         tok.save_pretrained(model_dir)
-        ModelManifest(cfg.backbone, cfg.mode, code_tokens, cfg.code_token_noise, cfg.seed).write(model_dir)
+        ModelManifest(cfg.backbone, cfg.mode, code_tokens, cfg.code_token_noise, cfg.seed, families).write(model_dir)
         (out_dir / "loss_history.json").write_text(json.dumps(history, indent=1))
         stats["plots"] = [str(p) for p in plot_losses(history, families, out_dir / "plots")]
         (out_dir / "train_metrics.json").write_text(json.dumps(stats, indent=2))
