@@ -52,7 +52,7 @@ def plot_losses(history: list[dict[str, Any]], families: list[str], out_dir: Pat
         if key == "loss":
             ev = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
             if ev:
-                ax.plot(*zip(*ev, strict=True), marker="s", ms=4, label="valid (seq)")
+                ax.plot(*zip(*ev, strict=True), marker="s", ms=4, label="valid (next item)")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("cross-entropy on response tokens")
         ax.set_title(f"training loss: {name}")
