@@ -34,7 +34,7 @@ FAMILIES=${FAMILIES:-seqall}
 TASK_EPOCHS=${TASK_EPOCHS:-5}         # MovieLens-1M: ~55k windows per epoch
 STEPS=${STEPS:-0}                     # 0 = one pass over the task rows
 BATCH=${BATCH:-64}
-EVAL_STEPS=${EVAL_STEPS:-500}
+EVAL_STEPS=${EVAL_STEPS:-1000}       # also the checkpoint interval (a full SmolLM2 checkpoint is ~2 GB)
 TRAIN_MINUTES=${TRAIN_MINUTES:-6}
 SASREC_MINUTES=${SASREC_MINUTES:-6}     # SASRec-CE stops at convergence or at this limit
 SEQ_CAP=${SEQ_CAP:-160000}
