@@ -41,3 +41,14 @@ def test_save_and_reload_gives_the_same_logits(mode, tmp_path):
 def test_not_a_model_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="lcrec train"):
         load_trained(tmp_path)
+
+
+def test_families_of_reads_old_and_partial_manifests(tmp_path):
+    from lcrec.model.trained import ModelManifest
+
+    assert ModelManifest.families_of(tmp_path) == []
+    (tmp_path / "lcrec_model.json").write_text('{"mode": "lora"}')
+    assert ModelManifest.families_of(tmp_path) == []
+    ModelManifest("tiny-llama", "full", families=["seqall", "mut"]).write(tmp_path)
+    assert ModelManifest.families_of(tmp_path) == ["seqall", "mut"]
+    assert ModelManifest.read(tmp_path).families == ["seqall", "mut"]

@@ -37,6 +37,12 @@ class ModelManifest:
             raise FileNotFoundError(f"{path}: not a trained lcrec model folder (no {MANIFEST}); run `lcrec train` first")
         return ModelManifest(**json.loads(path.read_text()))
 
+    @staticmethod
+    def families_of(folder: Path) -> list[str]:
+        """The training families a model folder records ([] for a manifest written before they were recorded)."""
+        path = Path(folder) / MANIFEST
+        return list(json.loads(path.read_text()).get("families", [])) if path.exists() else []
+
 
 def load_trained(model_dir: str | Path, dtype: Any = None, merge: bool = False):
     """``(model, tokenizer)`` from a ``lcrec train`` output folder, in eval mode on the CPU.

@@ -159,7 +159,7 @@ def build_serving_folder(model_dir: str | Path, index_dir: str | Path, items: pd
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     store = index_store.init_store(out_dir / INDEX_SUBDIR, index_dir, items)
-    families = ModelManifest.read(model_dir).families
+    families = ModelManifest.families_of(model_dir)
     meta = {"model_version": version, "template": template_id(template, families), "max_history": max_history}
     meta_path.write_text(json.dumps(meta, indent=1))
     return {**meta, "index_version": store["version"], "folder": str(out_dir)}
@@ -199,5 +199,5 @@ def load_served_model(folder: str | Path, device: str = "cpu", dtype: str = "flo
     model, tok = load_trained(folder / MODEL_SUBDIR, dtype=torch_dtype, merge=True)
     model = model.to(device).eval()
     version = meta.get("model_version") or model_version_id(folder / MODEL_SUBDIR)
-    template = template_id(meta.get("template", "auto"), ModelManifest.read(folder / MODEL_SUBDIR).families)
+    template = template_id(meta.get("template", "auto"), ModelManifest.families_of(folder / MODEL_SUBDIR))
     return ServedModel(model, tok, version, template, int(meta.get("max_history", 20)))
