@@ -48,10 +48,15 @@ def seq_prompt(history_codes: list[str], template: str | int = "seq/0") -> str:
         raise ValueError(f"serve.template: {err}") from None
 
 
+def is_auto(template: str | int) -> bool:
+    """True for serve.template ``auto`` (or empty): the template the serving folder records."""
+    return str(template).strip().lower() in ("auto", "")
+
+
 def template_id(template: str | int, families: list[str] | tuple[str, ...] = ()) -> str:
     """``template`` as a template id (``0`` -> ``seq/0``; ``auto`` -> the first wording of a next-item task in
     ``families``, the model's training families); a ValueError naming serve.template if it is none."""
-    if str(template).strip().lower() in ("auto", ""):
+    if is_auto(template):
         return default_next_item_template(families)
     try:
         return next_item_template(template).id
@@ -120,7 +125,7 @@ class ServedModel:
 
     def use_template(self, template: str | int) -> None:
         """Serve with ``template`` (serve.template); ``auto`` keeps the one the serving folder recorded."""
-        if str(template).strip().lower() not in ("auto", ""):
+        if not is_auto(template):
             self.template = template_id(template)
 
     def prompt_ids(self, history_codes: list[str]) -> list[int]:
