@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lcrec.config import ConfigError, Params, load_params
-from lcrec.evaluate.ablation import ablation_table, params_for_set, parse_sets, run_ablation
+from lcrec.evaluate.ablation import ablation_table, extras_of, params_for_set, parse_sets, run_ablation
 
 
 def test_parse_sets_and_params_for_set():
@@ -35,6 +35,20 @@ def test_ablation_table_by_hand():
     assert lines[3] == "| seq+mut | 0.1000 | 0.2000 | 0.3000 | 0.1500 | 0.2500 | +0.0500 |"
 
 
+def test_ablation_table_training_and_extra_columns():
+    seq = {"seq": {"mean": {"ndcg@10": 0.2}}, "valid": {"ndcg@10": 0.21}}
+    full = {"seq": {"mean": {"ndcg@10": 0.18}}, "valid": {"ndcg@10": 0.19},
+            "ite": {"mean": {"ndcg@10": 0.05}}, "index_to_title": {"exact_match": 0.5}}
+    train = {"seq": {"train_rows": 1200, "steps": 38, "train_runtime_s": 90.0}}
+    lines = ablation_table([("seq", seq), ("seq+ite", full)], columns=("ndcg@10",), train=train).splitlines()
+    assert lines[0] == ("| task families | train rows | steps | train min | NDCG@10 | valid NDCG@10 | ITE NDCG@10 "
+                        "| index→title exact | ΔNDCG@10 vs first |")
+    assert lines[1].count("---") == 9
+    assert lines[2] == "| seq | 1,200 | 38 | 1.5 | 0.2000 | 0.2100 | — | — | +0.0000 |"
+    assert lines[3] == "| seq+ite | — | — | — | 0.1800 | 0.1900 | 0.0500 | 0.5000 | -0.0200 |"
+    assert extras_of(full) == {"valid NDCG@10": 0.19, "ITE NDCG@10": 0.05, "index→title exact": 0.5}
+
+
 def test_two_sets_end_to_end(tiny_setup, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
@@ -52,6 +66,9 @@ def test_two_sets_end_to_end(tiny_setup, tmp_path):
     mix = json.loads((work / "ablation" / "seq+mut" / "tasks" / "mix.json").read_text())
     assert mix["families"] == ["seq", "mut"]
     assert json.loads((work / "ablation" / "seq" / "tasks" / "mix.json").read_text())["families"] == ["seq"]
-    assert (work / "ablation" / "ablation.md").read_text().count("\n") == 4
+    table = (work / "ablation" / "ablation.md").read_text()
+    assert table.count("\n") == 4 and "| train rows | steps | train min |" in table
+    assert "valid NDCG@10" in table  # evaluate.valid is on by default
+    assert (work / "ablation" / "ablation.png").stat().st_size > 0
     again = run_ablation(params)  # finished sets are reused, not rerun
     assert again == summary

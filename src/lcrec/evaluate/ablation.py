@@ -1,6 +1,8 @@
 """``lcrec ablation``: which task families help. For each cumulative family set (SEQ, +MUT, +ASY, +ITE, +PER,
 +NEG) run tasks -> train -> evaluate with the same split, index and settings, each in its own folder
-``<work>/ablation/<set>/{tasks,train,evaluate}``, then tabulate the test metrics (mean over SEQ templates).
+``<work>/ablation/<set>/{tasks,train,evaluate}``, then tabulate the training size, the test metrics (mean over
+the next-item templates), valid NDCG@10, ITE NDCG@10 and index->title exact match in ``ablation.md`` and plot
+them in ``ablation.png``.
 
 The step functions are reused as they are (``build_tasks``, ``train_model``, ``evaluate_model``); a set only
 overrides ``tasks.families`` (plus ``ablation.overrides`` for every set, e.g. a shorter training).
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from lcrec.config import ConfigError, Params, apply_overrides, params_from_dict
@@ -53,18 +56,91 @@ def params_for_set(params: Params, families: list[str], overrides: list[str]) ->
         raise ConfigError(f"ablation.overrides: {err}") from None
 
 
-def ablation_table(results: list[tuple[str, dict[str, Any]]], columns: tuple[str, ...] = COLUMNS) -> str:
-    """Markdown: one row per family set (mean over SEQ templates), plus the change of NDCG@10 against the first."""
-    lines = ["| task families | " + " | ".join(c.upper() for c in columns) + " | ΔNDCG@10 vs first |",
-             "|" + "---|" * (len(columns) + 2)]
+# (header, path into metrics.json) for the columns after the test metrics; one shows when any set has it.
+EXTRAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("valid NDCG@10", ("valid", "ndcg@10")),
+    ("ITE NDCG@10", ("ite", "mean", "ndcg@10")),
+    ("index→title exact", ("index_to_title", "exact_match")),
+)
+# (header, key of train_metrics.json, format)
+TRAIN_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("train rows", "train_rows", "{:,.0f}"), ("steps", "steps", "{:,.0f}"), ("train min", "train_runtime_s", "{:.1f}"),
+)
+
+
+def _dig(d: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def extras_of(metrics: dict[str, Any]) -> dict[str, float]:
+    """The valid, ITE and index->title figures a set's ``metrics.json`` holds (absent ones left out)."""
+    out = {}
+    for header, path in EXTRAS:
+        v = _dig(metrics, path)
+        if v is not None:
+            out[header] = float(v)
+    return out
+
+
+def ablation_table(results: list[tuple[str, dict[str, Any]]], columns: tuple[str, ...] = COLUMNS,
+                   train: dict[str, dict[str, Any]] | None = None) -> str:
+    """Markdown: one row per family set: training size (when ``train`` maps set -> ``train_metrics.json``), the
+    test metrics (mean over SEQ templates), the valid / ITE / index->title figures that any set has, and the change
+    of test NDCG@10 against the first set."""
+    train = train or {}
+    train_cols = [c for c in TRAIN_COLUMNS if any(c[1] in t for t in train.values())]
+    extra_cols = [h for h, _ in EXTRAS if any(h in extras_of(m) for _, m in results)]
+    headers = ([h for h, _, _ in train_cols] + [c.upper() for c in columns] + extra_cols + ["ΔNDCG@10 vs first"])
+    lines = ["| task families | " + " | ".join(headers) + " |", "|" + "---|" * (len(headers) + 1)]
     base = None
     for name, m in results:
         mean = m["seq"]["mean"]
         if base is None:
             base = mean.get("ndcg@10")
-        delta = f"{mean['ndcg@10'] - base:+.4f}" if base is not None and "ndcg@10" in mean else "—"
-        lines.append(f"| {name} | " + " | ".join(f"{mean.get(c, float('nan')):.4f}" for c in columns) + f" | {delta} |")
+        t = train.get(name, {})
+        cells = [fmt.format(t[key] / 60 if key == "train_runtime_s" else t[key]) if key in t else "—"
+                 for _, key, fmt in train_cols]
+        cells += [f"{mean.get(c, float('nan')):.4f}" for c in columns]
+        ex = extras_of(m)
+        cells += [f"{ex[h]:.4f}" if h in ex else "—" for h in extra_cols]
+        cells.append(f"{mean['ndcg@10'] - base:+.4f}" if base is not None and "ndcg@10" in mean else "—")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def plot_ablation(results: list[tuple[str, dict[str, Any]]], path: Path) -> Path:
+    """Bars of test and valid NDCG@10 (and ITE NDCG@10 where measured) per family set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [n for n, _ in results]
+    series = {"test NDCG@10": [m["seq"]["mean"].get("ndcg@10", 0.0) for _, m in results]}
+    for header in ("valid NDCG@10", "ITE NDCG@10"):
+        vals = [extras_of(m).get(header) for _, m in results]
+        if any(v is not None for v in vals):
+            series[header] = [v or 0.0 for v in vals]
+    x = np.arange(len(names))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 3.8))
+    for j, (label, vals) in enumerate(series.items()):
+        ax.bar(x + (j - (len(series) - 1) / 2) * width, vals, width, label=label)
+    ax.axhline(series["test NDCG@10"][0], ls="--", lw=1, color="black", label=f"{names[0]} test")
+    ax.set_xticks(x, names, rotation=20, ha="right", fontsize=7)
+    ax.set_ylabel("NDCG@10")
+    ax.set_title("Ablation of the task families")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def run_ablation(params: Params) -> dict[str, Any]:
@@ -99,9 +175,12 @@ def run_ablation(params: Params) -> dict[str, Any]:
         log_step("ablation", p.tracking, p.paths, params={"families": families, "overrides": cfg.overrides},
                  metrics=flat_metrics(m), tags={"lcrec.ablation_set": name})
         results.append((name, m))
-    table = ablation_table(results)
+    train = {name: json.loads(f.read_text()) for name, _ in results
+             if (f := root / name / "train" / "train_metrics.json").exists()}
+    table = ablation_table(results, train=train)
     (root / "ablation.md").write_text(table)
-    summary = {name: m["seq"]["mean"] for name, m in results}
+    plot_ablation(results, root / "ablation.png")
+    summary = {name: {**m["seq"]["mean"], **extras_of(m)} for name, m in results}
     (root / "ablation.json").write_text(json.dumps(summary, indent=2))
     print(table)
     return summary
