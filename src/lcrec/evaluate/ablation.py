@@ -133,9 +133,10 @@ def plot_ablation(results: list[tuple[str, dict[str, Any]]], path: Path) -> Path
         ax.bar(x + (j - (len(series) - 1) / 2) * width, vals, width, label=label)
     ax.axhline(series["test NDCG@10"][0], ls="--", lw=1, color="black", label=f"{names[0]} test")
     ax.set_xticks(x, names, rotation=20, ha="right", fontsize=7)
+    ax.set_ylim(0, max(v for vals in series.values() for v in vals) * 1.3 + 1e-6)  # head room for the legend
     ax.set_ylabel("NDCG@10")
     ax.set_title("Ablation of the task families")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, ncols=len(series) + 1, loc="upper center")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
