@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,10 @@ EXTRAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ITE NDCG@10", ("ite", "mean", "ndcg@10")),
     ("index→title exact", ("index_to_title", "exact_match")),
 )
-# (header, key of train_metrics.json, format)
-TRAIN_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("train rows", "train_rows", "{:,.0f}"), ("steps", "steps", "{:,.0f}"), ("train min", "train_runtime_s", "{:.1f}"),
+# (header, key of train_metrics.json, how the value is written)
+TRAIN_COLUMNS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
+    ("train rows", "train_rows", "{:,.0f}".format), ("steps", "steps", "{:,.0f}".format),
+    ("train min", "train_runtime_s", lambda seconds: f"{seconds / 60:.1f}"),
 )
 
 
@@ -92,20 +94,19 @@ def ablation_table(results: list[tuple[str, dict[str, Any]]], columns: tuple[str
     test metrics (mean over SEQ templates), the valid / ITE / index->title figures that any set has, and the change
     of test NDCG@10 against the first set."""
     train = train or {}
+    extras = [extras_of(m) for _, m in results]
     train_cols = [c for c in TRAIN_COLUMNS if any(c[1] in t for t in train.values())]
-    extra_cols = [h for h, _ in EXTRAS if any(h in extras_of(m) for _, m in results)]
+    extra_cols = [h for h, _ in EXTRAS if any(h in ex for ex in extras)]
     headers = ([h for h, _, _ in train_cols] + [c.upper() for c in columns] + extra_cols + ["ΔNDCG@10 vs first"])
     lines = ["| task families | " + " | ".join(headers) + " |", "|" + "---|" * (len(headers) + 1)]
     base = None
-    for name, m in results:
+    for (name, m), ex in zip(results, extras, strict=True):
         mean = m["seq"]["mean"]
         if base is None:
             base = mean.get("ndcg@10")
         t = train.get(name, {})
-        cells = [fmt.format(t[key] / 60 if key == "train_runtime_s" else t[key]) if key in t else "—"
-                 for _, key, fmt in train_cols]
+        cells = [write(t[key]) if key in t else "—" for _, key, write in train_cols]
         cells += [f"{mean.get(c, float('nan')):.4f}" for c in columns]
-        ex = extras_of(m)
         cells += [f"{ex[h]:.4f}" if h in ex else "—" for h in extra_cols]
         cells.append(f"{mean['ndcg@10'] - base:+.4f}" if base is not None and "ndcg@10" in mean else "—")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -121,9 +122,10 @@ def plot_ablation(results: list[tuple[str, dict[str, Any]]], path: Path) -> Path
     import numpy as np
 
     names = [n for n, _ in results]
+    extras = [extras_of(m) for _, m in results]
     series = {"test NDCG@10": [m["seq"]["mean"].get("ndcg@10", 0.0) for _, m in results]}
     for header in ("valid NDCG@10", "ITE NDCG@10"):
-        vals = [extras_of(m).get(header) for _, m in results]
+        vals = [ex.get(header) for ex in extras]
         if any(v is not None for v in vals):
             series[header] = [v or 0.0 for v in vals]
     x = np.arange(len(names))
@@ -145,7 +147,7 @@ def plot_ablation(results: list[tuple[str, dict[str, Any]]], path: Path) -> Path
 
 
 def run_ablation(params: Params) -> dict[str, Any]:
-    """Run every set of ``ablation.sets``; write ``<work>/ablation/ablation.{md,json}``; return the summary."""
+    """Run every set of ``ablation.sets``; write ``<work>/ablation/ablation.{md,json,png}``; return the summary."""
     from lcrec.evaluate.evaluate import evaluate_model, flat_metrics
     from lcrec.tasks.tasks import build_tasks
     from lcrec.tracking import log_step
