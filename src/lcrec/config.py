@@ -325,7 +325,13 @@ class TrainConfig:
     best_on_valid: bool = knob(False, "Keep the checkpoint with the lowest valid loss as the model (needs eval_steps > 0 and "
                                "save_steps a multiple of it); otherwise the model is the last step's.")
     seed: int = knob(2024, "Seed of weights init noise, data order and dropout.")
-    bf16: str = knob("auto", "bf16 autocast: auto (on when the GPU supports it) | true | false.")
+    bf16: str = knob("auto", "bf16 autocast (float32 master weights): auto (on when the GPU supports it, or on a CPU "
+                     "with AVX512-BF16/AMX) | true | false.")
+    code_loss: str = knob("level", "Loss at code positions: level (softmax over that level's code tokens only, what the "
+                          "trie allows at serving; decoding normalises the same way) | full (whole vocabulary).")
+    code_token_init: str = knob("mean", "Initial rows of the code tokens: mean (mean embedding + code_token_noise) | "
+                                "codebook (the quantizer's codebook vectors through a fixed seeded random projection, "
+                                "scaled to the embeddings' spread: codes close in the quantizer start close).")
     deepspeed: str = knob("", "DeepSpeed JSON config (e.g. configs/deepspeed/ds_zero2.json); empty = no DeepSpeed.")
     gradient_checkpointing: bool = knob(False, "Recompute activations in backward (less memory, ~30% slower).")
     compile: bool = knob(False, "torch.compile the model (GPU runs).")

@@ -170,3 +170,46 @@ def test_config_driven_search_matches_explicit_arguments(model, tokenizer, promp
     assert as_lists(via_cfg) == as_lists(direct)
     assert all(len(r) == 4 for r in via_cfg.recommendations)
     assert via_cfg.stats["users"] == len(prompts) and via_cfg.stats["users_per_s"] > 0
+
+
+@pytest.mark.parametrize("kv_mode", MODES)
+def test_level_normalised_scores_equal_exhaustive_level_softmax(model, tokenizer, prompts, kv_mode):
+    """A model trained with train.code_loss=level is decoded with a softmax over each level's code tokens."""
+    from lcrec.model.code_tokens import level_token_ids
+
+    trie = CodeTrie.from_index(random_index(80, seed=3), tokenizer)
+    codes = [c for _, c in trie.iter_codes()]
+    items = [i for i, _ in trie.iter_codes()]
+    levels = level_token_ids(tokenizer)
+    width = max(trie.num_nodes(d) for d in range(1, LEVELS + 1))
+    model.config.code_score_norm, model.config.code_level_ids = "level", levels
+    try:
+        result = trie_beam_search(model, trie, prompts, beam_width=width, top_k=10, kv_mode=kv_mode)
+    finally:
+        model.config.code_score_norm, model.config.code_level_ids = "full", None
+    for prompt, recs in zip(prompts, result.recommendations, strict=True):
+        ids = torch.tensor([list(prompt) + list(c) for c in codes])
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits.float()
+        p = len(prompt)
+        scores = torch.zeros(len(codes))
+        for t in range(LEVELS):
+            level = torch.tensor(levels[t])
+            lp = torch.log_softmax(logits[:, p - 1 + t][:, level], dim=-1)
+            col = torch.tensor([levels[t].index(c[t]) for c in codes])
+            scores += lp.gather(1, col[:, None]).squeeze(1)
+        best = torch.argsort(scores, descending=True)[:10].tolist()
+        assert [r.items[0] for r in recs] == [items[i] for i in best]
+        torch.testing.assert_close(torch.tensor([r.score for r in recs]), scores[best], atol=1e-4, rtol=1e-5)
+        full = exhaustive_scores(model, prompt, codes)
+        assert not torch.allclose(full[best], scores[best])  # a different normalisation, not a relabelling
+
+
+def test_a_level_marked_model_without_level_ids_is_refused(model, tokenizer, prompts):
+    trie = CodeTrie.from_index(random_index(20, seed=1), tokenizer)
+    model.config.code_score_norm, model.config.code_level_ids = "level", None
+    try:
+        with pytest.raises(DecodeError, match="code_score_norm=level"):
+            trie_beam_search(model, trie, prompts[:1], beam_width=4, top_k=4)
+    finally:
+        model.config.code_score_norm = "full"

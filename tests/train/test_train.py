@@ -16,7 +16,7 @@ from lcrec.train.train import run_train, train_model
 
 def _cfg(**kw) -> TrainConfig:
     base = dict(backbone="tiny-llama", mode="lora", lora_dropout=0.1, max_steps=6, batch_size=4, grad_accum=2,
-                lr=5e-3, logging_steps=1, save_steps=3, max_len=256, seed=7)
+                lr=5e-3, logging_steps=1, save_steps=3, max_len=256, seed=7, bf16="false")
     return TrainConfig(**{**base, **kw})
 
 
@@ -53,6 +53,42 @@ def test_trained_adapter_changed_only_code_token_rows(uninterrupted, tiny_tasks)
     moved = (emb[lo: hi + 1] - mean).abs().amax(dim=1)
     assert (moved > 1e-4).float().mean() > 0.5  # the code-token rows the data uses were learned
     assert tok.convert_ids_to_tokens([lo, hi]) == ["<a_0>", "<c_11>"]
+
+
+def test_a_level_loss_model_is_decoded_with_the_level_softmax(uninterrupted):
+    stats, out = uninterrupted
+    assert stats["code_loss"] == "level"
+    model, tok = load_trained(out / "model", merge=True)
+    assert model.config.code_score_norm == "level"
+    assert [tok.convert_ids_to_tokens(ids)[0] for ids in model.config.code_level_ids] == ["<a_0>", "<b_0>", "<c_0>"]
+    assert [len(ids) for ids in model.config.code_level_ids] == [4, 3, 12]
+
+
+def test_codebook_initialised_code_rows_follow_the_codebook(tiny_tasks, tmp_path):
+    """train.code_token_init=codebook: code rows are the quantizer's (standardised) codebook vectors through a
+    seeded projection, so their pairwise distances follow the codebook's; the same seed gives the same rows."""
+    from lcrec.train.trainer import build_model
+
+    tasks, index = tiny_tasks
+    gen = torch.Generator().manual_seed(0)
+    books = torch.randn(3, 12, 8, generator=gen)
+    torch.save({"arch": {}, "state_dict": {"codebooks": books}, "hash": "x"}, index.with_name("quantizer.pt"))
+    tokens = json.loads(index.read_text())
+    codes = sorted({c for cs in tokens.values() for c in cs}, key=lambda t: (t[1], int(t[3:-1])))
+    model, tok, ids = build_model(_cfg(mode="full", code_token_init="codebook"), codes, index)
+    again, _, _ = build_model(_cfg(mode="full", code_token_init="codebook"), codes, index)
+    rows = model.get_input_embeddings().weight[ids].detach()
+    assert torch.equal(rows, again.get_input_embeddings().weight[ids].detach())
+    c_rows = rows[[codes.index(f"<c_{k}>") for k in range(12)]]
+    std = (books[2] - books[2].mean(0)) / books[2].std(0)
+    model_d = torch.cdist(c_rows, c_rows).flatten()
+    book_d = torch.cdist(std, std).flatten()
+    corr = torch.corrcoef(torch.stack([model_d, book_d]))[0, 1]
+    assert corr > 0.5, corr
+    mean_model, _, mean_ids = build_model(_cfg(mode="full"), codes, index)
+    assert torch.unique(mean_model.get_input_embeddings().weight[mean_ids].detach(), dim=0).shape[0] == 1
+    with pytest.raises(ValueError, match="code_token_init"):
+        build_model(_cfg(code_token_init="random"), codes, index)
 
 
 def test_resume_from_a_mid_run_checkpoint_matches(uninterrupted, tiny_tasks, tmp_path):
@@ -143,8 +179,9 @@ def test_warm_restart_from_a_trained_full_model(tiny_tasks, tmp_path):
 
 def test_best_on_valid_keeps_the_checkpoint_with_the_lowest_valid_loss(tiny_tasks, tmp_path):
     tasks, index = tiny_tasks
+    # the full-vocabulary loss at this learning rate overfits after step 4, which gives the test a best step
     stats = train_model(_cfg(mode="full", lr=3e-2, max_steps=6, eval_steps=2, save_steps=2, eval_rows=0,
-                             best_on_valid=True), tasks, index, tmp_path)
+                             best_on_valid=True, code_loss="full"), tasks, index, tmp_path)
     history = json.loads((tmp_path / "loss_history.json").read_text())
     evals: dict[int, float] = {}
     for h in history:

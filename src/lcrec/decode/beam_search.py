@@ -7,8 +7,9 @@ Per batch of users (left padded):
    ``beam_score + log p(token)`` gathered at the depth's code tokens (``TrieTensors.level_tokens[d]``), masked by
    one gather of the transition table (``children[d][beam_nodes] < 0`` -> ``-inf``), and the best ``beam_width``
    of ``beams x codes`` survive. Only trie edges are ever followed, so every finished beam is a real item
-   (0 invalid items by construction). Scores are sums of full-vocabulary log-probs (float32 log-softmax), the
-   same quantity HF ``generate`` ranks beams by with ``length_penalty=0``.
+   (0 invalid items by construction). Scores are sums of float32 log-probs: full-vocabulary (the quantity HF
+   ``generate`` ranks beams by with ``length_penalty=0``), or over the level's code tokens for a model trained
+   with ``train.code_loss=level`` (:class:`CodeScorer`).
 3. Feed the chosen tokens and repeat until the code is complete; the last step keeps the best ``top_k``.
 
 Two ways to hold the prompt's KV cache for the beams (``kv_mode``):
@@ -85,21 +86,18 @@ def _check_settings(beam_width: int, top_k: int, kv_mode: str) -> None:
 
 
 def _expand(
-    tt: TrieTensors, d: int, scores: torch.Tensor, nodes: torch.Tensor, logits: torch.Tensor, keep: int
+    tt: TrieTensors, d: int, scores: torch.Tensor, nodes: torch.Tensor, lp: torch.Tensor, keep: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One trie-masked beam step.
 
-    scores, nodes: [N, b] (dead beams: score -inf); logits: [N, b, V] (any float dtype).
+    scores, nodes: [N, b] (dead beams: score -inf); lp: [N, b, C_d] float32 log-probs of the depth's code tokens
+    (``tt.level_tokens[d]``, see :class:`CodeScorer`).
     Returns (new_scores [N, k], parent [N, k] index into the b beams, new_nodes [N, k], tokens [N, k]).
-    Log-probs are full-vocabulary log-softmax in float32, read only at the depth's code tokens (no [N, b, V]
-    log-prob tensor is kept).
     """
     import torch
 
     tokens_d = tt.level_tokens[d]  # [C]
     n_cols = tokens_d.shape[0]
-    norm = torch.logsumexp(logits.float(), dim=-1, keepdim=True)  # [N, b, 1]
-    lp = logits.index_select(-1, tokens_d).float() - norm  # [N, b, C]
     child = tt.children[d][nodes.clamp(min=0)]  # [N, b, C]: one gather = the mask of every beam
     cand = (scores.unsqueeze(-1) + lp).masked_fill(child < 0, -math.inf)
     n, b = scores.shape
@@ -113,8 +111,70 @@ def _expand(
     return top, parent, new_nodes, tokens_d[col]
 
 
-def _forward_logits(model: Any, **kwargs: Any) -> torch.Tensor:
-    return model(**kwargs, use_cache=True, return_dict=True).logits
+class CodeScorer:
+    """Log-probs of each depth's code tokens from one forward pass, normalised the way the model was trained
+    (``model.config.code_score_norm``, set by :func:`lcrec.model.trained.load_trained`):
+
+    - ``full`` (default): full-vocabulary log-softmax in float32, read at the depth's tokens (the quantity HF
+      ``generate`` ranks beams by with ``length_penalty=0``);
+    - ``level``: a softmax over that level's code tokens only (``config.code_level_ids``), the loss of
+      ``train.code_loss=level``. The output projection then runs over those ~256 rows instead of the whole
+      vocabulary: the decoder's last hidden state times the level's rows.
+    """
+
+    def __init__(self, model: Any, tt: TrieTensors):
+        import torch
+
+        config = model.config
+        self.model = model
+        self.tokens = tt.level_tokens
+        self.level = getattr(config, "code_score_norm", "full") == "level"
+        if not self.level:
+            return
+        level_ids = getattr(config, "code_level_ids", None) or []
+        if len(level_ids) < tt.depth:
+            raise DecodeError(f"the model is marked code_score_norm=level but records {len(level_ids)} code levels "
+                              f"for a trie of depth {tt.depth}; load it with lcrec.model.trained.load_trained")
+        head = model.get_output_embeddings()
+        weight, bias = head.weight, getattr(head, "bias", None)
+        self.rows, self.bias, self.columns = [], [], []
+        for d in range(tt.depth):
+            ids = torch.as_tensor(level_ids[d], dtype=torch.long, device=weight.device)
+            lookup = torch.full((int(max(ids.max(), tt.level_tokens[d].max())) + 1,), -1, dtype=torch.long,
+                                device=weight.device)
+            lookup[ids] = torch.arange(len(ids), device=weight.device)
+            cols = lookup[tt.level_tokens[d].to(weight.device)]
+            if bool((cols < 0).any()):
+                raise DecodeError(f"depth {d} of the trie uses tokens outside the model's level-{d} code tokens")
+            self.rows.append(weight.index_select(0, ids))
+            self.bias.append(bias.index_select(0, ids) if bias is not None else None)
+            self.columns.append(cols.to(tt.level_tokens[d].device))
+        self.decoder = model.get_decoder()
+
+    def forward(self, d: int, **kwargs: Any) -> torch.Tensor:
+        """[N, T, C_d] log-probs of depth ``d``'s trie tokens at every position the forward pass returns
+        (``logits_to_keep`` is honoured for the full-vocabulary path; the level path is given one position per
+        beam or the prompt's last)."""
+        import torch
+
+        if not self.level:
+            keep = kwargs.pop("logits_to_keep", 0)
+            logits = self.model(**kwargs, logits_to_keep=keep, use_cache=True, return_dict=True).logits
+            return self.full(logits, d)
+        keep = kwargs.pop("logits_to_keep", 0)
+        hidden = self.decoder(**kwargs, use_cache=True, return_dict=True).last_hidden_state
+        if keep:
+            hidden = hidden[:, -keep:]
+        z = hidden @ self.rows[d].T.to(hidden.dtype)
+        if self.bias[d] is not None:
+            z = z + self.bias[d]
+        z = z.float()
+        return z.index_select(-1, self.columns[d]) - torch.logsumexp(z, dim=-1, keepdim=True)
+
+    def full(self, logits: torch.Tensor, d: int) -> torch.Tensor:
+        import torch
+
+        return logits.index_select(-1, self.tokens[d]).float() - torch.logsumexp(logits.float(), dim=-1, keepdim=True)
 
 
 def decode_batch(
@@ -154,18 +214,19 @@ def decode_batch(
     lengths = attention_mask.sum(-1)  # [N] real prompt tokens
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=model.config)
-    logits = _forward_logits(
-        model,
+    scorer = CodeScorer(model, tt)
+    lp = scorer.forward(
+        0,
         input_ids=input_ids,
         attention_mask=attention_mask,
         position_ids=position_ids,
         past_key_values=cache,
         logits_to_keep=1,
-    )  # [N, 1, V]
+    )  # [N, 1, C_0]
     scores = torch.zeros(n, 1, device=dev)
     nodes = torch.zeros(n, 1, dtype=torch.long, device=dev)
     keep = beam_width if depth > 1 else top_k
-    scores, _, nodes, tokens = _expand(tt, 0, scores, nodes, logits, keep)
+    scores, _, nodes, tokens = _expand(tt, 0, scores, nodes, lp, keep)
     # shared mode: per earlier block of generated tokens, (slot of each beam's ancestor in it, block width)
     ancestors: list[tuple[torch.Tensor, int]] = []
     mask2d = attention_mask
@@ -179,27 +240,27 @@ def decode_batch(
             visible.append(torch.eye(b, dtype=torch.bool, device=dev).expand(n, b, b))
             vis = torch.cat(visible, dim=-1).unsqueeze(1)  # [N, 1, b, kv]
             mask4d = torch.zeros(vis.shape, dtype=dtype, device=dev).masked_fill(~vis, min_value)
-            logits = _forward_logits(
-                model,
+            lp = scorer.forward(
+                d,
                 input_ids=tokens,
                 attention_mask=mask4d,
                 position_ids=pos,
                 past_key_values=cache,
-            )  # [N, b, V]
+            )  # [N, b, C_d]
         else:
             if d == 1:
                 cache.batch_repeat_interleave(b)
                 mask2d = attention_mask.repeat_interleave(b, dim=0)
             mask2d = torch.cat([mask2d, torch.ones(n * b, 1, dtype=mask2d.dtype, device=dev)], dim=1)
-            logits = _forward_logits(
-                model,
+            lp = scorer.forward(
+                d,
                 input_ids=tokens.reshape(n * b, 1),
                 attention_mask=mask2d,
                 position_ids=pos.reshape(n * b, 1),
                 past_key_values=cache,
             ).reshape(n, b, -1)
         keep = beam_width if d < depth - 1 else top_k
-        scores, parent, nodes, tokens = _expand(tt, d, scores, nodes, logits, keep)
+        scores, parent, nodes, tokens = _expand(tt, d, scores, nodes, lp, keep)
         if d == depth - 1:
             break
         if kv_mode == "shared":

@@ -99,6 +99,25 @@ def load_smollm2(cache_dir: str | Path | None = None, dtype: Any = None, device:
     return _finish(model, tok, device)
 
 
+def keep_first_layers(model, n: int):
+    """``model`` with only its first ``n`` decoder layers (embeddings, final norm and head kept), in place.
+
+    The config is updated to match (``num_hidden_layers`` and per-layer lists such as ``layer_types``), so the
+    cut model saves, reloads and builds its caches like a model of ``n`` layers."""
+    import torch
+
+    layers = model.get_decoder().layers
+    if not 1 <= n <= len(layers):
+        raise ValueError(f"cannot keep {n} of {len(layers)} decoder layers")
+    model.get_decoder().layers = torch.nn.ModuleList(list(layers)[:n])
+    model.config.num_hidden_layers = n
+    for key in ("layer_types",):
+        value = getattr(model.config, key, None)
+        if isinstance(value, list | tuple) and len(value) > n:
+            setattr(model.config, key, list(value)[:n])
+    return model
+
+
 def load_causal_lm(path: str = "", dtype: Any = None, device: str = "cpu", cache_dir: str | Path | None = None):
     """(model, tokenizer) from an HF folder, or the bundled SmolLM2 when ``path`` is empty or 'smollm2'."""
     import torch

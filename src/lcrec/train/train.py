@@ -75,9 +75,10 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from lcrec.model.code_tokens import training_code_tokens
+    from lcrec.model.code_tokens import level_token_ids, training_code_tokens
     from lcrec.model.trained import ModelManifest
     from lcrec.tasks.registry import family_of
+    from lcrec.train.code_loss import LevelTable, check_code_loss
     from lcrec.train.collator import (
         InstructionDataset,
         PackedCollator,
@@ -92,6 +93,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
         make_trainer_class,
         single_process_dist_env,
         training_arguments,
+        use_bf16,
     )
 
     tasks_dir, out_dir = Path(tasks_dir), Path(out_dir)
@@ -109,7 +111,10 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     if not rows:
         raise ValueError(f"{train_path} holds no rows; check tasks.families and the split")
     families = sorted({family_of(r["task"]) for r in rows})
-    model, tok, code_ids = build_model(cfg, code_tokens)
+    model, tok, code_ids = build_model(cfg, code_tokens, index_path)
+    levels = None
+    if check_code_loss(cfg.code_loss) == "level":
+        levels = LevelTable(level_token_ids(tok), len(tok))
     train_ds = InstructionDataset(rows, tok, cfg.max_len, families)
     eval_ds = None
     valid_path = find_task_file(tasks_dir, "valid")
@@ -140,7 +145,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
         callbacks.append(time_limit)
     trainer = make_trainer_class()(
         model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, data_collator=collator,
-        processing_class=tok, callbacks=callbacks, families=families,
+        processing_class=tok, callbacks=callbacks, families=families, levels=levels,
     )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -156,7 +161,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     history = [h for h in trainer.state.log_history if "step" in h]
     model_dir = out_dir / "model"
     stats: dict[str, Any] = {
-        "backbone": cfg.backbone, "mode": cfg.mode, "train_file": str(train_path), "train_rows": len(rows),
+        "backbone": cfg.backbone, "mode": cfg.mode, "code_loss": cfg.code_loss, "bf16": use_bf16(cfg), "train_file": str(train_path), "train_rows": len(rows),
         "families": families, "code_tokens": len(code_tokens), "code_token_ids": [min(code_ids), max(code_ids)],
         "trainable_params": trainable, "total_params": total, "steps": trainer.state.global_step,
         "resumed_from": last or "", "train_runtime_s": round(wall, 2),
@@ -181,7 +186,8 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     trainer.save_model(str(model_dir))
     if trainer.is_world_process_zero():
         tok.save_pretrained(model_dir)
-        ModelManifest(cfg.backbone, cfg.mode, code_tokens, cfg.code_token_noise, cfg.seed, families).write(model_dir)
+        ModelManifest(cfg.backbone, cfg.mode, code_tokens, cfg.code_token_noise, cfg.seed, families,
+                      code_loss=cfg.code_loss, code_token_init=cfg.code_token_init).write(model_dir)
         (out_dir / "loss_history.json").write_text(json.dumps(history, indent=1))
         stats["plots"] = [str(p) for p in plot_losses(history, families, out_dir / "plots")]
         (out_dir / "train_metrics.json").write_text(json.dumps(stats, indent=2))

@@ -35,9 +35,13 @@ MODES = ("lora", "full")
 def use_bf16(cfg: TrainConfig) -> bool:
     import torch
 
+    from lcrec.model.device import cpu_has_native_bf16
+
     value = str(cfg.bf16).lower()
     if value in ("auto", ""):
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        if torch.cuda.is_available():
+            return bool(torch.cuda.is_bf16_supported())
+        return cpu_has_native_bf16()
     if value in ("true", "1", "yes"):
         return True
     if value in ("false", "0", "no"):
@@ -45,15 +49,20 @@ def use_bf16(cfg: TrainConfig) -> bool:
     raise ValueError(f"train.bf16={cfg.bf16!r}: use auto, true or false")
 
 
-def build_model(cfg: TrainConfig, code_tokens: list[str]):
-    """(model, tokenizer, code_token_ids): the backbone with the code tokens added, in LoRA or full mode."""
+def build_model(cfg: TrainConfig, code_tokens: list[str], index_path: Path | None = None):
+    """(model, tokenizer, code_token_ids): the backbone with the code tokens added (rows initialised as
+    ``train.code_token_init`` says; ``codebook`` reads ``quantizer.pt`` beside ``index_path``), LoRA or full."""
     import torch
 
-    from lcrec.model.code_tokens import add_code_tokens
+    from lcrec.model.code_tokens import CODE_TOKEN_INITS, add_code_tokens, init_rows_from_codebook
     from lcrec.model.registry import load_backbone
 
     if cfg.mode not in MODES:
         raise ValueError(f"train.mode={cfg.mode!r}: use one of {', '.join(MODES)}")
+    if cfg.code_token_init not in CODE_TOKEN_INITS:
+        raise ValueError(f"train.code_token_init={cfg.code_token_init!r}: use one of {', '.join(CODE_TOKEN_INITS)}")
+    if cfg.code_token_init == "codebook" and index_path is None:
+        raise ValueError("train.code_token_init=codebook needs the index folder (quantizer.pt)")
     model, tok = load_backbone(cfg.backbone, dtype=torch.float32)
     if cfg.attn_implementation and hasattr(model, "set_attn_implementation"):
         try:
@@ -61,6 +70,8 @@ def build_model(cfg: TrainConfig, code_tokens: list[str]):
         except (ValueError, ImportError) as err:
             raise ValueError(f"train.attn_implementation={cfg.attn_implementation!r} is not usable here: {err}") from None
     ids = add_code_tokens(model, tok, code_tokens, noise_std=cfg.code_token_noise, seed=cfg.seed)
+    if cfg.code_token_init == "codebook":
+        init_rows_from_codebook(model, tok, code_tokens, Path(index_path).with_name("quantizer.pt"), seed=cfg.seed)
     model.config.use_cache = False
     if cfg.mode == "lora":
         model = apply_lora(model, cfg, ids)
@@ -100,11 +111,14 @@ def apply_lora(model, cfg: TrainConfig, code_ids: list[int]):
     return peft_model
 
 
-def response_loss(model, inputs: dict[str, Any]):
+def response_loss(model, inputs: dict[str, Any], levels: Any = None):
     """(sum of target-token losses, their count, per-token losses, per-token family ids); logits are computed
-    only at the positions whose next token is a target (a boolean ``logits_to_keep`` mask)."""
+    only at the positions whose next token is a target (a boolean ``logits_to_keep`` mask). With ``levels`` (a
+    :class:`lcrec.train.code_loss.LevelTable`), code targets are scored against their level's tokens only."""
     import torch
     import torch.nn.functional as F
+
+    from lcrec.train.code_loss import restricted_token_losses
 
     batch = dict(inputs)
     labels = batch.pop("labels")
@@ -112,14 +126,18 @@ def response_loss(model, inputs: dict[str, Any]):
     predicts = torch.zeros_like(labels, dtype=torch.bool)
     predicts[:, :-1] = labels[:, 1:] != -100
     y = labels[:, 1:][predicts[:, :-1]]
-    out = model(**batch, logits_to_keep=predicts, use_cache=False)
-    logits = out.logits.reshape(-1, out.logits.shape[-1])
     if y.numel() == 0:  # a batch without targets still joins the graph
-        zero = logits.sum() * 0.0
-        return zero, torch.zeros((), device=logits.device), zero.reshape(1)[:0], None
-    token_loss = F.cross_entropy(logits.float(), y, reduction="none")
+        out = model(**batch, logits_to_keep=1, use_cache=False)
+        zero = out.logits.sum() * 0.0
+        return zero, torch.zeros((), device=zero.device), zero.reshape(1)[:0], None
+    if levels is not None:
+        token_loss = restricted_token_losses(model, batch, predicts, y, levels)
+    else:
+        out = model(**batch, logits_to_keep=predicts, use_cache=False)
+        logits = out.logits.reshape(-1, out.logits.shape[-1])
+        token_loss = F.cross_entropy(logits.float(), y, reduction="none")
     fam = tasks[:, 1:][predicts[:, :-1]] if tasks is not None else None
-    return token_loss.sum(), torch.tensor(y.numel(), device=logits.device), token_loss, fam
+    return token_loss.sum(), torch.tensor(y.numel(), device=token_loss.device), token_loss, fam
 
 
 def make_trainer_class():
@@ -128,16 +146,17 @@ def make_trainer_class():
     from transformers import Trainer
 
     class LcrecTrainer(Trainer):
-        def __init__(self, *args, families: list[str] = (), **kwargs):
+        def __init__(self, *args, families: list[str] = (), levels: Any = None, **kwargs):
             super().__init__(*args, **kwargs)
             self.families = list(families)
+            self.levels = levels  # LevelTable for train.code_loss=level, else None (full softmax)
             self.model_accepts_loss_kwargs = True  # our loss is already normalised by num_items_in_batch
             self._fam_sum = None
             self._fam_n = None
             self.tokens_seen = 0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss_sum, n, token_loss, fam = response_loss(model, inputs)
+            loss_sum, n, token_loss, fam = response_loss(model, inputs, self.levels)
             if model.training:
                 mask = inputs.get("attention_mask")
                 self.tokens_seen += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
