@@ -203,6 +203,9 @@ class SasrecConfig:
     lr: float = knob(1e-3, "Adam learning rate.")
     weight_decay: float = knob(0.0, "AdamW weight decay.")
     batch_size: int = knob(256, "Training windows per step (each window: max_len positions, CE at every one).")
+    stride: int = knob(0, "0: windows of max_len + 1 items tile each sequence from a random offset per epoch, CE at "
+                       "every position | n: windows end every n items, CE only on the n newest (every target once "
+                       "per epoch with >= max_len - n items of history, as tasks.seqall.stride does for LC-Rec).")
     epochs: int = knob(60, "Most training epochs (one epoch = every training window once).")
     patience: int = knob(5, "Stop after this many evaluations without a better valid NDCG@10 (best weights kept).")
     lr_decay: float = knob(0.5, "Multiply the learning rate by this after every decay_patience evaluations in a row "

@@ -101,3 +101,48 @@ def test_rejects_a_learning_rate_decay_outside_zero_one(tmp_path):
     data = load_split(write_split(tmp_path / "split", {"u0": catalogue, "u1": catalogue[::-1]}, catalogue))
     with pytest.raises(ValueError, match="lr_decay"):
         train_sasrec(data, SasrecConfig(lr_decay=1.5, device="cpu"), progress=False)
+
+
+def test_baselines_write_each_users_list_and_its_diversity(tmp_path):
+    """The cycle data again, through the step: SASRec-CE follows each user's history (the right next item first
+    for nearly everyone, so almost every catalogue item is some user's first), popularity gives everyone one list."""
+    import json
+
+    from lcrec.baselines.baselines import run_baselines_on
+    from lcrec.config import BaselinesConfig
+    from lcrec.evaluate.metrics import list_diversity
+
+    rng = random.Random(1)
+    n = 24
+    catalogue = [f"i{k}" for k in range(n)]
+    seqs = {}
+    for u in range(60):
+        start, length = rng.randrange(n), rng.randrange(8, 16)
+        seqs[f"u{u}"] = [catalogue[(start + t) % n] for t in range(length)]
+    split = write_split(tmp_path / "split", seqs, catalogue)
+    cfg = BaselinesConfig(sasrec=SasrecConfig(hidden=32, heads=2, dropout=0.0, max_len=10, lr=5e-3, batch_size=32,
+                                              epochs=40, patience=4, max_minutes=0, seed=0, device="cpu"))
+    res = run_baselines_on(cfg, split, tmp_path / "out", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "out" / "recommendations_sasrec.jsonl").read_text().splitlines()]
+    assert len(rows) == 60 and all(len(r["recommended"]) == 10 for r in rows)
+    hits = sum(r["recommended"][0] == r["target_item"] for r in rows)
+    assert hits >= 57 and res["sasrec"]["test"]["hr@1"] == pytest.approx(hits / 60)
+    div = res["sasrec"]["diversity"]
+    assert div == list_diversity([r["recommended"] for r in rows], n, k=10)
+    assert div["distinct_top1"] >= 20 and div["coverage@10"] == 1.0
+    pop = res["popularity"]["diversity"]
+    assert pop["distinct_top1"] == 1 and pop["top1_max_share"] == 1.0 and pop["coverage@10"] == pytest.approx(10 / n)
+
+
+def test_strided_windows_make_every_item_a_target_once_with_history():
+    from lcrec.baselines.sasrec import strided_windows
+
+    seqs = [list(range(1, 31)), [5, 6], [7]]
+    windows, first = strided_windows(seqs, max_len=5, stride=2)
+    targets = []
+    for w, f in zip(windows, first, strict=True):
+        for pos in range(5):
+            if pos >= f and w[pos] > 0 and w[pos + 1] > 0:
+                targets.append((int(w[pos + 1]), int((w[: pos + 1] > 0).sum())))
+    assert sorted(t for t, _ in targets) == sorted([*range(2, 31), 6])  # each item after a user's first, once
+    assert all(h >= 3 for t, h in targets if t > 6)  # >= max_len - stride items of history once past the start

@@ -1,6 +1,7 @@
 """The collaborative encoder (embed.encoder=sasrec): SASRec item embeddings for items in the training sequences,
 a text map for the rest, and the same map for new items at index-add."""
 
+import dataclasses
 import json
 import random
 
@@ -132,3 +133,23 @@ def test_errors_say_what_to_do(fitted, tmp_path):
     bad = EmbedConfig(encoder="sasrec", text_encoder="sasrec")
     with pytest.raises(ValueError, match="not a text encoder"):
         build_encoder(bad).text_vectors(items, progress=False)
+
+
+def test_the_baselines_step_scores_the_same_recipes_model_instead_of_training_it_again(fitted, tmp_path):
+    from lcrec.baselines.baselines import run_baselines_on
+    from lcrec.config import BaselinesConfig
+
+    cfg, _, split, tmp, _ = fitted
+    saved = tmp / "embed" / "sasrec"
+    assert (saved / "sasrec.pt").exists()
+    same = run_baselines_on(BaselinesConfig(sasrec=cfg.sasrec), split, tmp_path / "same", progress=False,
+                            trained_sasrec=saved)["sasrec"]
+    assert same["reused_from"] == str(saved)
+    retrained = run_baselines_on(BaselinesConfig(sasrec=cfg.sasrec), split, tmp_path / "again", progress=False)["sasrec"]
+    assert "reused_from" not in retrained
+    for key in ("valid", "test", "best_epoch", "epochs_run"):
+        assert same[key] == retrained[key], key  # the same recipe on the same split trains the same model
+    other = dataclasses.replace(cfg.sasrec, lr=1e-3)
+    differs = run_baselines_on(BaselinesConfig(sasrec=other), split, tmp_path / "other", progress=False,
+                               trained_sasrec=saved)["sasrec"]
+    assert "reused_from" not in differs

@@ -48,3 +48,15 @@ def test_input_errors():
         ranking_metrics([["a"], ["b"]], ["a"])
     with pytest.raises(ValueError, match="no users"):
         ranking_metrics([], [])
+
+
+def test_list_diversity_counts_first_items_and_coverage():
+    from lcrec.evaluate.metrics import list_diversity
+
+    lists = [["a", "b", "c"], ["a", ("d", "e")], [("f", "g"), "a"], []]
+    div = list_diversity(lists, catalogue_size=10, k=2)
+    assert div["distinct_top1"] == 3  # a, f and g (a shared code's group counts as its items)
+    assert div["top1_max_share"] == pytest.approx(2 / 3)  # "a" is first for 2 of the 3 users with a list
+    assert div["coverage@2"] == pytest.approx(6 / 10)  # a b d e f g
+    with pytest.raises(ValueError, match="catalogue_size"):
+        list_diversity(lists, 0)

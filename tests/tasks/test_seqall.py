@@ -55,9 +55,34 @@ def test_training_row_puts_the_window_in_the_response_and_scored_row_in_the_prom
     template = pool("seqall")[0]
     row = render_row(ex, template, epoch=1)
     head = f"{PROMPT_HEADER}\n\n### Instruction:\nList the items this user interacted with, oldest first.\n\n### Response:"
-    assert row["instruction"] == head
-    assert row["response"] == f"{code('1')}, {code('2')}, {code('9')}"
+    assert row["instruction"] == head + f"{code('1')}, "  # the first item has no history: given, not a target
+    assert row["response"] == f"{code('2')}, {code('9')}"
     scored = render_row(ex, template, epoch=0, scored=True)
     assert scored["instruction"] == head + f"{code('1')}, {code('2')}, "
     assert scored["response"] == code("9")
     assert scored["instruction"] + scored["response"] == row["instruction"] + row["response"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_with_any_stride_every_item_after_the_first_is_a_target_once_with_its_window_before_it(seed):
+    """Only a window's items after the older window's end are targets (in the response); the rest are given in
+    the prompt, so overlapping windows (stride < max_history) never repeat a target within an epoch."""
+    from types import SimpleNamespace
+
+    rng = random.Random(seed)
+    length, history, stride = rng.randint(2, 70), rng.randint(2, 21), rng.randint(1, 21)
+    items = [f"i{k}" for k in range(length)]
+    ctx = SimpleNamespace(max_history=history, train_items={"u": items}, code=lambda i: f"<a_{i[1:]}>")
+    template = pool("seqall")[0]
+    targets, contexts = [], []
+    for ex in build_seqall_tasks(SeqAllTasksConfig(stride=stride), ctx):
+        row = render_row(ex, template, epoch=1)
+        response = [int(c) for c in row["response"].replace("<a_", "").replace(">", "").split(", ")]
+        given = row["instruction"].split("### Response:")[1]
+        before = [int(c) for c in given.replace("<a_", "").replace(">", "").split(", ") if c]
+        assert before and before[-1] + 1 == response[0]  # the given items lead straight into the targets
+        assert len(before) + len(response) <= history + 1
+        targets += response
+        contexts.append(min(len(before), history + 1 - min(stride, history)))
+    assert sorted(targets) == list(range(1, length))
+    assert all(c >= 1 for c in contexts)

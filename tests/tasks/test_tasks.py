@@ -70,7 +70,9 @@ def test_seqall_family_rows_and_its_valid_and_test_prompts(fixture_dirs):
     stats, train, valid, test = _build(fixture_dirs, families=["seqall"], epochs=1)
     assert {r["task"] for r in train} == {"seqall"} and len(train) == 3  # one window per user
     u2 = next(r for r in train if r["user_id"] == "u2")
-    assert u2["response"] == ", ".join(code(i) for i in SEQUENCES["u2"][:-2]) and "<" not in u2["instruction"]
+    first, *rest = SEQUENCES["u2"][:-2]  # the first item is given in the prompt, the others are targets
+    assert u2["response"] == ", ".join(code(i) for i in rest)
+    assert u2["instruction"].endswith("### Response:" + code(first) + ", ")
     assert {r["task"] for r in valid} == {r["task"] for r in test} == {"seqall"}
     assert len(valid) == 6 and len(test) == 3 * len(pool("seqall"))
     for user, seq in SEQUENCES.items():

@@ -42,8 +42,24 @@ def plot_sasrec_curve(history: list[dict[str, float]], path: Path) -> Path:
     return path
 
 
-def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progress: bool = True) -> dict[str, Any]:
-    """Score each baseline of ``cfg.models`` on ``split_dir``; write metrics.json (+ SASRec curve) to ``out_dir``."""
+def write_lists(data: Any, top: Any, path: Path) -> dict[str, float]:
+    """Write each test user's top-10 item ids (``recommendations_<model>.jsonl``, as evaluate writes LC-Rec's)
+    and return their diversity (distinct top-1 items, catalogue coverage of the top 10)."""
+    from lcrec.evaluate.metrics import list_diversity
+
+    lists = [[data.item_ids[int(v) - 1] for v in row] for row in top]
+    with Path(path).open("w") as fh:
+        for user, target, items in zip(data.test.users, data.test.targets, lists, strict=True):
+            fh.write(json.dumps({"user_id": str(user), "target_item": data.item_ids[int(target) - 1],
+                                 "recommended": items}) + "\n")
+    return list_diversity(lists, data.num_items, k=10)
+
+
+def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progress: bool = True,
+                     trained_sasrec: Path | None = None) -> dict[str, Any]:
+    """Score each baseline of ``cfg.models`` on ``split_dir``; write metrics.json (+ SASRec curve) to ``out_dir``.
+    ``trained_sasrec``: a folder where the embed step saved its SASRec-CE; scored instead of training one again
+    when its recipe and split equal ``cfg.sasrec``'s (``reused_from`` says so in metrics.json)."""
     from lcrec.baselines.data import load_split
 
     unknown = sorted(set(cfg.models) - set(MODELS))
@@ -59,18 +75,27 @@ def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progr
     if "popularity" in cfg.models:
         from lcrec.baselines.popularity import evaluate_popularity
 
+        from lcrec.baselines.popularity import popularity_order
+
         started = time.perf_counter()
         results["popularity"] = {**evaluate_popularity(data, cfg.ks), "seconds": round(time.perf_counter() - started, 2)}
+        top = popularity_order(data.train_sequences, data.num_items)[:10]
+        results["popularity"]["diversity"] = write_lists(data, [top] * len(data.test.users),
+                                                         out_dir / "recommendations_popularity.jsonl")
     if "sasrec" in cfg.models:
         import dataclasses
 
-        from lcrec.baselines.sasrec import train_sasrec
+        from lcrec.baselines.sasrec import load_same_sasrec, train_sasrec
 
-        res = train_sasrec(data, cfg.sasrec, cfg.ks, progress=progress)
+        res = load_same_sasrec(data, cfg.sasrec, split_dir, trained_sasrec, cfg.ks)
+        if res is None:
+            res = train_sasrec(data, cfg.sasrec, cfg.ks, progress=progress)
         (out_dir / "sasrec_history.json").write_text(json.dumps(res["history"], indent=1))
         plot_sasrec_curve(res["history"], out_dir / "sasrec_curve.png")
+        top = res.pop("test_top")
         res = {k: v for k, v in res.items() if k != "history"}
-        results["sasrec"] = {**res, "config": dataclasses.asdict(cfg.sasrec)}
+        results["sasrec"] = {**res, "config": dataclasses.asdict(cfg.sasrec),
+                             "diversity": write_lists(data, top, out_dir / "recommendations_sasrec.jsonl")}
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     return results
 
@@ -90,7 +115,8 @@ def run_baselines(params: Params) -> dict[str, Any]:
     from lcrec.tracking import log_step
 
     out_dir = params.paths.step("baselines")
-    results = run_baselines_on(params.baselines, params.paths.step("split"), out_dir)
+    results = run_baselines_on(params.baselines, params.paths.step("split"), out_dir,
+                               trained_sasrec=params.paths.step("embed") / "sasrec")
     arts = [p for p in (out_dir / "metrics.json", out_dir / "sasrec_history.json", out_dir / "sasrec_curve.png")
             if p.exists()]
     log_step("baselines", params.tracking, params.paths, params=params.baselines, metrics=flat_metrics(results),

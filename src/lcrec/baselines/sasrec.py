@@ -17,11 +17,13 @@ whole catalogue does not.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,19 +131,46 @@ def training_windows(sequences: Sequence[Sequence[int]], max_len: int, rng: rand
     return left_pad(windows, width)
 
 
-def score_rows(model: Any, rows: EvalRows, max_len: int, device: str, batch_size: int = 512) -> np.ndarray:
-    """0-based full-ranking rank of each row's target."""
+def strided_windows(sequences: Sequence[Sequence[int]], max_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """``([W, max_len + 1] left-padded windows, [W] first target position)``: windows end every ``stride`` items
+    from each sequence's end, and only targets after the older window's end count (positions >= the second
+    array), so every item after a sequence's first is a target exactly once per epoch, with at least
+    ``max_len - stride`` items before it (SEQ-all's ``tasks.seqall.stride`` rule)."""
+    from lcrec.tasks.seqall import window_bounds
+
+    width = max_len + 1
+    stride = max(1, min(stride, max_len))
+    windows, first = [], []
+    for seq in sequences:
+        older_end = 0
+        for start, end in window_bounds(len(seq), width, stride):
+            pad = width - (end - start)
+            windows.append(list(seq[start:end]))
+            first.append(pad + max(older_end - start - 1, 0))
+            older_end = end
+    return left_pad(windows, width), np.asarray(first, dtype=np.int64)
+
+
+def score_rows(model: Any, rows: EvalRows, max_len: int, device: str, batch_size: int = 512,
+               top_k: int = 0) -> Any:
+    """0-based full-ranking rank of each row's target; with ``top_k``, also ``[rows, top_k]`` vocabulary ids of
+    each row's best items (best first): ``(ranks, top)``."""
     import torch
 
     seqs = left_pad(rows.histories, max_len)
-    ranks = []
+    ranks, tops = [], []
     model.eval()
     with torch.inference_mode():
         for s in range(0, len(seqs), batch_size):
             seq = torch.as_tensor(seqs[s:s + batch_size], device=device)
             tgt = torch.as_tensor(rows.targets[s:s + batch_size], device=device)
-            scores = model.logits(model.hidden_states(seq)[:, -1])
-            ranks.append(ranks_from_scores(scores.float(), tgt).cpu().numpy())
+            scores = model.logits(model.hidden_states(seq)[:, -1]).float()
+            ranks.append(ranks_from_scores(scores, tgt).cpu().numpy())
+            if top_k:
+                scores[:, 0] = -float("inf")  # the padding id is not an item
+                tops.append(scores.topk(top_k, dim=-1).indices.cpu().numpy())
+    if top_k:
+        return np.concatenate(ranks), np.concatenate(tops)
     return np.concatenate(ranks)
 
 
@@ -149,7 +178,8 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
                  progress: bool = True, keep_model: bool = False) -> dict[str, Any]:
     """Train on the training sequences, early-stop on valid NDCG@10, score test with the best weights.
 
-    Returns ``{"valid": metrics, "test": metrics, "history": [per-epoch loss / valid metrics], ...}``, plus the
+    Returns ``{"valid": metrics, "test": metrics, "history": [per-epoch loss / valid metrics], "test_top": [users,
+    10] vocabulary ids of each test user's top 10, ...}``, plus the
     trained module (best weights, eval mode) under ``"model"`` when ``keep_model``.
     """
     import torch
@@ -174,16 +204,23 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
     stopped = "epochs"
     limit_s = cfg.max_minutes * 60 if cfg.max_minutes > 0 else 0.0
     for epoch in range(1, cfg.epochs + 1):
-        windows = training_windows(data.train_sequences, cfg.max_len, rng)
+        if cfg.stride > 0:
+            windows, first_target = strided_windows(data.train_sequences, cfg.max_len, cfg.stride)
+        else:
+            windows = training_windows(data.train_sequences, cfg.max_len, rng)
+            first_target = np.zeros(len(windows), dtype=np.int64)
         perm = np.random.default_rng(rng.randrange(2**32)).permutation(len(windows))
+        positions = torch.arange(cfg.max_len, device=device)
         model.train()
         total, count = 0.0, 0
         bar = tqdm(range(0, len(perm), cfg.batch_size), desc=f"sasrec epoch {epoch}", disable=not progress,
                    leave=False, mininterval=5.0)
         for s in bar:
-            batch = torch.as_tensor(windows[perm[s:s + cfg.batch_size]], device=device)
+            rows = perm[s:s + cfg.batch_size]
+            batch = torch.as_tensor(windows[rows], device=device)
             inputs, targets = batch[:, :-1], batch[:, 1:]
             keep = (inputs > 0) & (targets > 0)
+            keep &= positions[None, :] >= torch.as_tensor(first_target[rows], device=device)[:, None]
             h = model.hidden_states(inputs)[keep]
             loss = torch.nn.functional.cross_entropy(model.item_logits(h), targets[keep] - 1)
             opt.zero_grad(set_to_none=True)
@@ -220,12 +257,79 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
             stopped = "time"
             break
     model.load_state_dict(best_state)
-    valid = metrics_from_ranks(score_rows(model, data.valid, cfg.max_len, device), ks)
-    test = metrics_from_ranks(score_rows(model, data.test, cfg.max_len, device), ks)
-    out = {"valid": valid, "test": test, "best_epoch": best_epoch, "epochs_run": len(history),
+    out = {**score_trained(model, data, cfg, ks, device), "best_epoch": best_epoch, "epochs_run": len(history),
            "stopped_by": stopped, "train_seconds": round(time.perf_counter() - started, 1),
-           "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"], "history": history,
-           "parameters": sum(p.numel() for p in model.parameters()), "device": device}
+           "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"], "history": history}
     if keep_model:
         out["model"] = model.eval()
+    return out
+
+
+def score_trained(model: Any, data: SplitData, cfg: SasrecConfig, ks: Sequence[int], device: str) -> dict[str, Any]:
+    """Valid and test metrics of a trained model, each test user's top 10 (``test_top``), its size and device."""
+    valid = metrics_from_ranks(score_rows(model, data.valid, cfg.max_len, device), ks)
+    test_ranks, test_top = score_rows(model, data.test, cfg.max_len, device, top_k=min(10, data.num_items))
+    return {"valid": valid, "test": metrics_from_ranks(test_ranks, ks), "test_top": test_top,
+            "parameters": sum(p.numel() for p in model.parameters()), "device": device}
+
+
+# --------------------------------------------------------------------------------------------------- reuse
+# The collaborative encoder (embed.encoder=sasrec) trains a SASRec-CE on the same training sequences. When its
+# recipe equals the baseline's, the baselines step scores that model instead of training an identical one again.
+SAVED_MODEL, SAVED_META = "sasrec.pt", "sasrec.json"
+_NOT_RECIPE = ("device", "threads")  # where it ran, not what was trained
+
+
+def recipe_fingerprint(cfg: SasrecConfig, split_dir: str | Path) -> str:
+    """Hash of the training recipe (every knob but device/threads) and the split's files: equal fingerprints
+    train the same model."""
+    import dataclasses
+    import hashlib
+
+    h = hashlib.sha256()
+    recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_RECIPE}
+    h.update(json.dumps(recipe, sort_keys=True).encode())
+    for name in ("train.parquet", "valid.parquet", "test.parquet", "items.parquet"):
+        path = Path(split_dir) / name
+        if path.exists():
+            h.update(name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def save_trained_sasrec(result: dict[str, Any], cfg: SasrecConfig, split_dir: str | Path, folder: str | Path) -> Path:
+    """Write ``result["model"]`` (from ``train_sasrec(..., keep_model=True)``) and its training record."""
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in result["model"].state_dict().items()}, folder / SAVED_MODEL)
+    keep = ("best_epoch", "epochs_run", "stopped_by", "train_seconds", "first_loss", "final_loss", "history")
+    meta = {"fingerprint": recipe_fingerprint(cfg, split_dir), **{k: result[k] for k in keep if k in result}}
+    (folder / SAVED_META).write_text(json.dumps(meta, indent=1))
+    return folder
+
+
+def load_same_sasrec(data: SplitData, cfg: SasrecConfig, split_dir: str | Path, folder: str | Path | None,
+                     ks: Sequence[int] = (1, 5, 10)) -> dict[str, Any] | None:
+    """The result :func:`train_sasrec` would return, from a model saved by :func:`save_trained_sasrec` with the
+    same recipe on the same split (scored again here); None when there is none or it differs."""
+    import torch
+
+    from lcrec.model.device import resolve_device
+
+    if folder is None or not (Path(folder) / SAVED_META).exists() or not (Path(folder) / SAVED_MODEL).exists():
+        return None
+    meta = json.loads((Path(folder) / SAVED_META).read_text())
+    if meta.get("fingerprint") != recipe_fingerprint(cfg, split_dir):
+        log.info("sasrec: the model in %s was trained with another recipe or split; training the baseline", folder)
+        return None
+    device = resolve_device(cfg.device)
+    model = build_sasrec(data.num_items, cfg)
+    model.load_state_dict(torch.load(Path(folder) / SAVED_MODEL, map_location="cpu", weights_only=True))
+    model.to(device)
+    out = {**score_trained(model, data, cfg, ks, device), **{k: v for k, v in meta.items() if k != "fingerprint"},
+           "reused_from": str(folder)}
+    log.info("sasrec: scored the model trained by the embed step (%s; same recipe and split) instead of "
+             "training it again", folder)
     return out

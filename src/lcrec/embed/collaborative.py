@@ -92,14 +92,19 @@ class SasrecItemEncoder:
             raise ValueError(f"embed.text_encoder={self.cfg.text_encoder!r} is not a text encoder; use minilm or causal-lm")
         return embed_items(self.text_config(), items, progress=progress)
 
-    def fit(self, items: pd.DataFrame, split_dir: Path, progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+    def fit(self, items: pd.DataFrame, split_dir: Path, progress: bool = True,
+            save_dir: Path | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Item vectors + meta; ``save_dir`` keeps the trained SASRec-CE (the baselines step scores it instead of
+        training the same recipe again)."""
         from lcrec.baselines.data import load_split
-        from lcrec.baselines.sasrec import train_sasrec
+        from lcrec.baselines.sasrec import save_trained_sasrec, train_sasrec
 
         data = load_split(split_dir)
         vocab = {item: k for k, item in enumerate(data.item_ids)}
         rows = np.asarray([vocab.get(str(i), -1) for i in items["item_id"]], dtype=np.int64)
         res = train_sasrec(data, self.cfg.sasrec, progress=progress, keep_model=True)
+        if save_dir is not None:
+            save_trained_sasrec(res, self.cfg.sasrec, split_dir, save_dir)
         table = res["model"].item.weight.detach()[1:].float().cpu().numpy()
         counts = training_counts(data.train_sequences, data.num_items)
         warm = (rows >= 0) & (counts[np.maximum(rows, 0)] > 0)

@@ -108,7 +108,8 @@ def do_embed(cfg: EmbedConfig, items: pd.DataFrame, out_dir: str | Path, encoder
         if split_dir is None:
             raise ValueError(f"embed.encoder={cfg.encoder} learns from the training sequences: give the split "
                              "folder (run `lcrec split` first)")
-        emb, extra = (encoder or build_encoder(cfg)).fit(items, Path(split_dir), progress=progress)
+        emb, extra = (encoder or build_encoder(cfg)).fit(items, Path(split_dir), progress=progress,
+                                                          save_dir=out_dir / "sasrec")
     else:
         emb = embed_items(cfg, items, encoder=encoder, progress=progress)
     seconds = time.perf_counter() - t0

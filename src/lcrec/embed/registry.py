@@ -37,7 +37,8 @@ class TextEncoder(Protocol):
 class InteractionEncoder(Protocol):
     name: str
 
-    def fit(self, items: pd.DataFrame, split_dir: Path, progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]: ...
+    def fit(self, items: pd.DataFrame, split_dir: Path, progress: bool = True,
+            save_dir: Path | None = None) -> tuple[np.ndarray, dict[str, Any]]: ...
 
     def embed_new(self, items: pd.DataFrame, meta: dict[str, Any], progress: bool = True) -> np.ndarray: ...
 

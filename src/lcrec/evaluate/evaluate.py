@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lcrec.config import DecodeConfig, EvaluateConfig, Params, TasksConfig
-from lcrec.evaluate.metrics import metric_names, ranking_metrics
+from lcrec.evaluate.metrics import list_diversity, metric_names, ranking_metrics
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,9 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
                 out[f"{part}.{agg}.{k}"] = float(v)
     if "index_to_title" in metrics:
         out["title.exact_match"] = float(metrics["index_to_title"]["exact_match"])
+    for k, v in metrics.get("seq", {}).get("diversity", {}).items():
+        if isinstance(v, int | float):
+            out[f"seq.diversity.{k}"] = float(v)
     out["seq.users"] = float(metrics.get("seq", {}).get("users", 0))
     return out
 
@@ -297,14 +300,17 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
 
     per_template, ranked, stats = rank_rows(model, tok, trie, rows, decode, ks, progress=progress)
     first = next(iter(per_template))
+    first_lists = []
     with (out_dir / "recommendations.jsonl").open("w") as fh:
         for r, groups in zip(rows, ranked, strict=True):
             if r["template"] == first:
+                first_lists.append(groups)
                 fh.write(json.dumps({"user_id": r["user_id"], "target_item": r["target_item"],
                                      "recommended": [list(g) for g in groups]}) + "\n")
     metrics: dict[str, Any] = {
         "seq": {"per_template": per_template, **summarize(per_template, names), "templates": len(per_template),
                 "users": len(users), "invalid_items": invalid_recommendations(ranked, catalogue),
+                "diversity": {**list_diversity(first_lists, len(catalogue), k=10), "template": first},
                 "users_per_s": stats.get("users_per_s", 0.0)},
         "protocol": {"split": "leave-one-out test", "ranking": "trie-constrained beam search over every indexed item",
                      "beam_width": decode.beam_width, "top_k": decode.top_k, "history_items_masked": False,

@@ -68,3 +68,32 @@ def ranking_metrics(
             totals[f"hr@{k}"] += hit_at_k(rank, k)
             totals[f"ndcg@{k}"] += ndcg_at_k(rank, k)
     return {name: value / len(targets) for name, value in totals.items()}
+
+
+def _items(entry: Entry) -> list[str]:
+    return [entry] if isinstance(entry, str) else list(entry)
+
+
+def list_diversity(ranked_lists: Sequence[Sequence[Entry]], catalogue_size: int, k: int = 10) -> dict[str, float]:
+    """How varied the lists are across users (does each user get a list of their own?):
+
+    - ``distinct_top1``: how many different items are ranked first over all users (a shared code's group counts
+      as its items); 1 for popularity;
+    - ``top1_max_share``: the share of users whose first item is the most common first item;
+    - ``coverage@k``: the share of the catalogue that appears in at least one user's top ``k``.
+    """
+    _check_k(k)
+    if catalogue_size < 1:
+        raise ValueError(f"catalogue_size must be >= 1, got {catalogue_size}")
+    firsts: dict[str, int] = {}
+    seen: set[str] = set()
+    for ranked in ranked_lists:
+        if ranked:
+            for item in _items(ranked[0]):
+                firsts[item] = firsts.get(item, 0) + 1
+        for entry in ranked[:k]:
+            seen.update(_items(entry))
+    users = sum(1 for r in ranked_lists if r)
+    return {"distinct_top1": float(len(firsts)),
+            "top1_max_share": max(firsts.values()) / users if users else 0.0,
+            f"coverage@{k}": len(seen) / catalogue_size}

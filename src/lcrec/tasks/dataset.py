@@ -88,6 +88,9 @@ def render_row(example: TaskExample, template: Template, epoch: int, scored: boo
     else:
         instruction, response = template.fill(example.values)
         prompt = render_prompt(instruction)
+        given = example.values.get("given", "")
+        if given and response.startswith(given):  # SEQ-all: the window's context items are read, not predicted
+            prompt, response = prompt + given, response[len(given):]
     return {"task": example.task, "template": template.id, "epoch": epoch, "user_id": example.user_id,
             "target_item": example.target_item, "instruction": prompt, "response": response}
 
