@@ -30,15 +30,16 @@ WORK=${1:?usage: gpu_quality.sh WORK_DIR (with split/ and index/ of MovieLens-1M
 BACKBONE=${BACKBONE:-smollm2}
 MODE=${MODE:-full}                    # full fine-tuning reads more tokens per second than LoRA on one GPU
 LR=${LR:-2e-4}
-FAMILIES=${FAMILIES:-seqall}
-TASK_EPOCHS=${TASK_EPOCHS:-5}         # MovieLens-1M: ~55k windows per epoch
+FAMILIES=${FAMILIES:-seqall,mut,asy}  # the CPU recipe's families: next item + index <-> title
+TASK_EPOCHS=${TASK_EPOCHS:-2}         # MovieLens-1M: ~220k windows per epoch at stride 5
+STRIDE=${STRIDE:-5}                   # SEQ-all windows every 5 items: every target sees >= 15 items of history
 STEPS=${STEPS:-0}                     # 0 = one pass over the task rows
 BATCH=${BATCH:-64}
 EVAL_STEPS=${EVAL_STEPS:-1000}       # also the checkpoint interval (a full SmolLM2 checkpoint is ~2 GB)
 TRAIN_MINUTES=${TRAIN_MINUTES:-6}
 SASREC_MINUTES=${SASREC_MINUTES:-6}     # SASRec-CE stops at convergence or at this limit
 SEQ_CAP=${SEQ_CAP:-160000}
-CAPS=${CAPS:-"{seq: $SEQ_CAP, asy: 8000, neg: 8000, ite: 8000, per: 4000}"}
+CAPS=${CAPS:-"{seq: $SEQ_CAP, asy: 3000, neg: 8000, ite: 8000, per: 4000}"}
 EVAL_TEMPLATES=${EVAL_TEMPLATES:-[]}  # [] = every SEQ template
 DEVICE=${DEVICE:-cuda}
 LCREC=${LCREC:-lcrec}
@@ -59,6 +60,7 @@ baselines_pid=$!
 
 stamp "tasks ($FAMILIES, $TASK_EPOCHS epochs, caps $CAPS)"
 "$LCREC" tasks "${S[@]}" --set "tasks.families=[$FAMILIES]" --set tasks.epochs="$TASK_EPOCHS" --set "tasks.caps=$CAPS" \
+    --set tasks.seqall.stride="$STRIDE" \
     "${extra[@]}"
 
 stamp "train $BACKBONE ($MODE, lr $LR, $STEPS steps of $BATCH rows, stop at $TRAIN_MINUTES min)"

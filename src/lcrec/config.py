@@ -110,8 +110,12 @@ class SeqTasksConfig:
 
 @dataclass
 class SeqAllTasksConfig:
-    stride: int = knob(0, "Items between the ends of consecutive windows of a user's sequence; 0 = tasks.max_history "
-                       "(every training item a target with history once per epoch). Smaller strides overlap windows.")
+    width: int = knob(0, "Items per window; 0 = tasks.max_history + 1. A wider window than the stride gives its "
+                      "older items in the prompt: width 40 with stride 20 makes every target's history at least 20 "
+                      "items (what the test and serving prompts show) for about twice the default's tokens.")
+    stride: int = knob(0, "Items between the ends of consecutive windows of a user's sequence; 0 = width - 1 "
+                       "(every training item a target once per epoch). Only the items after the older window's end "
+                       "are targets, so a smaller stride or a wider window lengthens every target's history.")
 
 
 @dataclass
@@ -173,6 +177,10 @@ class TasksConfig:
         "companion to seq; valid and test prompts are written for each of the two that is enabled.",
     )
     epochs: int = knob(2, "Training epochs to sample templates for; train rows carry their epoch number.")
+    task_epochs: dict[str, int] = knob(
+        {}, "Epochs of one task or family instead of tasks.epochs, e.g. {mut.index2item: 12} (memorising titles needs "
+        "more passes than the next-item windows).",
+    )
     templates_per_example: int = knob(1, "Distinct templates sampled per training example per epoch.")
     valid_templates: int = knob(2, "Next-item templates sampled per validation user, for each of seq / seqall enabled.")
     caps: dict[str, int] = knob(
@@ -214,6 +222,8 @@ class SasrecConfig:
     max_minutes: float = knob(2.0, "Stop training after this many minutes, mid-epoch if need be (0 = no limit); the "
                               "best-on-valid weights are kept. 2 keeps the CPU demo short; quality runs use 0 or more.")
     seed: int = knob(2024, "Seed of initialisation, window offsets and batch order.")
+    bf16: str = knob("auto", "bf16 autocast in training: auto (a GPU with bf16, or a CPU with AVX512-BF16/AMX) | "
+                     "true | false.")
     device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
     threads: int = knob(0, "CPU threads torch uses (0 = torch's default).")
 

@@ -98,6 +98,8 @@ def _summary_lines(stats: dict[str, dict], params: Params | None = None) -> list
             f"loss per family {per_family}; model in {train['model_dir']}"
         )
     lines += _quality_lines(stats, params)
+    if params is not None:
+        lines += user_list_lines(params)
     reg = stats.get("register")
     if reg:
         lines.append(
@@ -144,6 +146,51 @@ def _quality_lines(stats: dict[str, dict], params: Params | None) -> list[str]:
     valid = _metric(ours, "valid", "ndcg@10") if ours else None
     if valid is not None:
         out.append(f"    (valid NDCG@10 of LC-Rec, the registry's promotion metric: {valid:.4f})")
+    return out
+
+
+def _read_lists(path) -> dict[str, list[str]]:
+    """user id -> ranked item ids from a ``recommendations*.jsonl`` (a shared code's group gives its items)."""
+    from pathlib import Path
+
+    out: dict[str, list[str]] = {}
+    if not Path(path).exists():
+        return out
+    for line in Path(path).read_text().splitlines():
+        row = json.loads(line)
+        out[str(row["user_id"])] = [i for e in row["recommended"] for i in ([e] if isinstance(e, str) else e)]
+    return out
+
+
+def user_list_lines(params: Params, users: tuple[str, ...] = ("1", "10", "100"), shown: int = 5,
+                    history: int = 5) -> list[str]:
+    """For a few test users: the end of their history, the held-out next item, and the top of LC-Rec's and
+    SASRec-CE's lists (the target marked), so a reader sees whether each list follows its user's history."""
+    import pandas as pd
+
+    split = params.paths.step("split")
+    if not (split / "test.parquet").exists():
+        return []
+    test = pd.read_parquet(split / "test.parquet")
+    titles = dict(zip(pd.read_parquet(split / "items.parquet")["item_id"].astype(str),
+                      pd.read_parquet(split / "items.parquet")["title"], strict=True))
+    lists = {"LC-Rec": _read_lists(params.paths.step("evaluate") / "recommendations.jsonl"),
+             "SASRec-CE": _read_lists(params.paths.step("baselines") / "recommendations_sasrec.jsonl")}
+    if not any(lists.values()):
+        return []
+    rows = {str(r.user_id): r for r in test.itertuples()}
+    out = ["what three test users get (their last items, the held-out next item, each model's top 5; * = hit):"]
+    for user in users:
+        if user not in rows:
+            continue
+        r = rows[user]
+        seen = [titles.get(str(i), str(i)) for i in list(r.history)[-history:]]
+        out.append(f"  user {user}: ... {'; '.join(seen)}  ->  next: {titles.get(str(r.target), r.target)}")
+        for name, by_user in lists.items():
+            top = by_user.get(user, [])[:shown]
+            if top:
+                marked = [("*" if i == str(r.target) else "") + titles.get(i, i) for i in top]
+                out.append(f"      {name:<10} {'; '.join(marked)}")
     return out
 
 

@@ -39,3 +39,16 @@ def test_smollm2_converts_once_then_loads_and_embeds(tmp_path):
     enc = build_encoder(EmbedConfig(encoder="causal-lm", cache_dir=str(tmp_path / "smollm2"), device="cpu"))
     e = enc.encode(["Toy Story (1995)", "Heat (1995)"], progress=False)
     assert e.shape == (2, 576) and np.isfinite(e).all()
+
+
+def test_a_gguf_copy_can_stand_in_for_the_wheel(tmp_path, monkeypatch):
+    """GPU machines get the GGUF file without the wheel: $LCREC_SMOLLM2_GGUF names it."""
+    from lcrec.model.backbones import smollm2_gguf_path
+
+    copy = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    copy.write_bytes(b"GGUF")
+    monkeypatch.setenv("LCREC_SMOLLM2_GGUF", str(copy))
+    assert smollm2_gguf_path() == copy
+    monkeypatch.setenv("LCREC_SMOLLM2_GGUF", str(tmp_path / "absent.gguf"))
+    with pytest.raises(FileNotFoundError, match="LCREC_SMOLLM2_GGUF"):
+        smollm2_gguf_path()

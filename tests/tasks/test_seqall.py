@@ -71,18 +71,21 @@ def test_with_any_stride_every_item_after_the_first_is_a_target_once_with_its_wi
 
     rng = random.Random(seed)
     length, history, stride = rng.randint(2, 70), rng.randint(2, 21), rng.randint(1, 21)
+    width = rng.choice([0, rng.randint(2, 45)])  # 0 = history + 1
     items = [f"i{k}" for k in range(length)]
     ctx = SimpleNamespace(max_history=history, train_items={"u": items}, code=lambda i: f"<a_{i[1:]}>")
     template = pool("seqall")[0]
     targets, contexts = [], []
-    for ex in build_seqall_tasks(SeqAllTasksConfig(stride=stride), ctx):
+    w = width or history + 1
+    for ex in build_seqall_tasks(SeqAllTasksConfig(width=width, stride=stride), ctx):
         row = render_row(ex, template, epoch=1)
         response = [int(c) for c in row["response"].replace("<a_", "").replace(">", "").split(", ")]
         given = row["instruction"].split("### Response:")[1]
         before = [int(c) for c in given.replace("<a_", "").replace(">", "").split(", ") if c]
         assert before and before[-1] + 1 == response[0]  # the given items lead straight into the targets
-        assert len(before) + len(response) <= history + 1
+        assert len(before) + len(response) <= w
         targets += response
-        contexts.append(min(len(before), history + 1 - min(stride, history)))
+        if before[0] > 0:  # not the user's first window: at least width - stride items before every target
+            contexts.append(len(before) >= w - min(stride, w - 1))
     assert sorted(targets) == list(range(1, length))
-    assert all(c >= 1 for c in contexts)
+    assert all(contexts)

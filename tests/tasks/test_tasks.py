@@ -196,3 +196,14 @@ def test_items_without_codes_stay_out_of_mut_and_negatives(fixture_dirs):
     _, train, _, _ = _build(fixture_dirs, neg=NegTasksConfig(ratio=3.0))
     assert "99" not in {r["target_item"] for r in train}
     assert {r["target_item"] for r in train if r["task"].startswith("mut.")} == set(MOVIES)
+
+
+def test_a_task_can_have_its_own_epochs(fixture_dirs):
+    base = _build(fixture_dirs, families=["seq", "mut"], epochs=1)[1]
+    more = _build(fixture_dirs, families=["seq", "mut"], epochs=1, task_epochs={"mut.index2item": 3})[1]
+    count = lambda rows, task: sum(r["task"] == task for r in rows)  # noqa: E731
+    assert count(more, "mut.index2item") == 3 * count(base, "mut.index2item") > 0
+    assert count(more, "seq") == count(base, "seq") and count(more, "mut.item2index") == count(base, "mut.item2index")
+    assert {r["epoch"] for r in more if r["task"] == "mut.index2item"} == {0, 1, 2}
+    with pytest.raises(ValueError, match="task_epochs names unknown"):
+        _build(fixture_dirs, families=["seq"], epochs=1, task_epochs={"title": 2})

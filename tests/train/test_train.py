@@ -16,7 +16,7 @@ from lcrec.train.train import run_train, train_model
 
 def _cfg(**kw) -> TrainConfig:
     base = dict(backbone="tiny-llama", mode="lora", lora_dropout=0.1, max_steps=6, batch_size=4, grad_accum=2,
-                lr=5e-3, logging_steps=1, save_steps=3, max_len=256, seed=7, bf16="false")
+                lr=1e-2, logging_steps=1, save_steps=3, max_len=256, seed=7, bf16="false")
     return TrainConfig(**{**base, **kw})
 
 

@@ -185,12 +185,13 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
     import torch
     from tqdm.auto import tqdm
 
-    from lcrec.model.device import resolve_device
+    from lcrec.model.device import resolve_bf16, resolve_device
 
     if not 0.0 < cfg.lr_decay <= 1.0 or cfg.decay_patience < 1:
         raise ValueError(f"baselines.sasrec.lr_decay={cfg.lr_decay} must be in (0, 1] and decay_patience="
                          f"{cfg.decay_patience} at least 1; set lr_decay=1 for a constant learning rate")
     device = resolve_device(cfg.device)
+    bf16 = resolve_bf16(cfg.bf16, device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -221,8 +222,10 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
             inputs, targets = batch[:, :-1], batch[:, 1:]
             keep = (inputs > 0) & (targets > 0)
             keep &= positions[None, :] >= torch.as_tensor(first_target[rows], device=device)[:, None]
-            h = model.hidden_states(inputs)[keep]
-            loss = torch.nn.functional.cross_entropy(model.item_logits(h), targets[keep] - 1)
+            with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+                h = model.hidden_states(inputs)[keep]
+                logits = model.item_logits(h)
+            loss = torch.nn.functional.cross_entropy(logits.float(), targets[keep] - 1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

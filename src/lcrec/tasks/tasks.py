@@ -202,6 +202,10 @@ def _check(cfg: TasksConfig) -> None:
     if bad:
         raise ValueError(f"tasks.caps names unknown task(s) {', '.join(bad)}; use a family ({', '.join(FAMILIES)}) "
                          f"or a task name ({', '.join(sorted(known - set(FAMILIES)))})")
+    bad = sorted(set(cfg.task_epochs) - known)
+    if bad:
+        raise ValueError(f"tasks.task_epochs names unknown task(s) {', '.join(bad)}; use a family "
+                         f"({', '.join(FAMILIES)}) or a task name such as mut.index2item")
 
 
 def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Path,
@@ -237,7 +241,8 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
     kept = apply_caps(examples, cfg.caps, cfg.seed, mix)
 
     train_path = out_dir / f"train.{cfg.train_format}"
-    n_train = write_rows(sample_rows(kept, cfg.epochs, cfg.templates_per_example, cfg.seed, mix), train_path)
+    n_train = write_rows(sample_rows(kept, cfg.epochs, cfg.templates_per_example, cfg.seed, mix,
+                                     task_epochs=cfg.task_epochs), train_path)
 
     valid_mix, test_mix = TaskMix(), TaskMix()
     scored = next_item_tasks(cfg.families)

@@ -1,4 +1,4 @@
-"""Training examples as token ids: the prompt, the response and EOS; labels only on the response.
+"""Training examples as token ids: the prompt, the response and EOS (none after a next-item answer); labels only on the response.
 
 The prompt (``instruction``, which already ends with ``### Response:``) and the response are tokenised
 **separately** and concatenated, so the label mask covers exactly the response tokens + EOS and the prompt is
@@ -24,6 +24,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lcrec.tasks.templates import NEXT_ITEM_POOLS
 
 IGNORE = -100
 
@@ -56,10 +58,13 @@ def find_task_file(tasks_dir: Path, stem: str) -> Path | None:
     return None
 
 
-def encode_example(tokenizer, instruction: str, response: str, max_len: int) -> tuple[list[int], list[int], bool]:
-    """(input_ids, labels, truncated): prompt ids (labels -100) + response ids + EOS (labels = ids)."""
+def encode_example(tokenizer, instruction: str, response: str, max_len: int,
+                   eos: bool = True) -> tuple[list[int], list[int], bool]:
+    """(input_ids, labels, truncated): prompt ids (labels -100) + response ids + EOS (labels = ids). ``eos=False``
+    leaves EOS out: a next-item answer ends where its code does (the trie stops the decoder there), so an EOS
+    target would only teach where training windows happen to end."""
     prompt = tokenizer(instruction, add_special_tokens=True)["input_ids"]
-    answer = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    answer = tokenizer(response, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if eos else [])
     truncated = False
     if len(prompt) + len(answer) > max_len:
         truncated = True
@@ -83,8 +88,10 @@ class InstructionDataset:
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         row = self.rows[i]
-        ids, labels, _ = encode_example(self.tokenizer, row["instruction"], row["response"], self.max_len)
-        return {"input_ids": ids, "labels": labels, "task": self.family_index.get(self._family_of(row["task"]), -1)}
+        family = self._family_of(row["task"])
+        ids, labels, _ = encode_example(self.tokenizer, row["instruction"], row["response"], self.max_len,
+                                        eos=family not in NEXT_ITEM_POOLS)
+        return {"input_ids": ids, "labels": labels, "task": self.family_index.get(family, -1)}
 
 
 def _task_ids(labels: list[int], task: int) -> list[int]:

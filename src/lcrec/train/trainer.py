@@ -35,18 +35,12 @@ MODES = ("lora", "full")
 def use_bf16(cfg: TrainConfig) -> bool:
     import torch
 
-    from lcrec.model.device import cpu_has_native_bf16
+    from lcrec.model.device import resolve_bf16
 
-    value = str(cfg.bf16).lower()
-    if value in ("auto", ""):
-        if torch.cuda.is_available():
-            return bool(torch.cuda.is_bf16_supported())
-        return cpu_has_native_bf16()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise ValueError(f"train.bf16={cfg.bf16!r}: use auto, true or false")
+    try:
+        return resolve_bf16(cfg.bf16, "cuda" if torch.cuda.is_available() else "cpu")
+    except ValueError:
+        raise ValueError(f"train.bf16={cfg.bf16!r}: use auto, true or false") from None
 
 
 def build_model(cfg: TrainConfig, code_tokens: list[str], index_path: Path | None = None):
