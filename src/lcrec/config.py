@@ -72,6 +72,13 @@ class ValidateConfig:
     )
     min_interactions: int = knob(1, "The interactions table must have at least this many rows.")
     example_rows: int = knob(5, "How many offending rows a failure message shows per expectation.")
+    max_dropped_share: float = knob(0.01, "Largest share of a source file's rows ingest may drop for one reason "
+                                    "(work/data/ingest_report.json); above it the run stops and names the reason.")
+    max_dropped_share_by_reason: dict[str, float] = knob(
+        {"below_min_rating": 1.0}, "Per-reason overrides of max_dropped_share (reasons: unknown_item, missing_id, "
+        "duplicate_event, duplicate_metadata, empty_text, unparsable_value, out_of_range, below_min_rating, "
+        "not_a_record). below_min_rating is the data.min_rating filter the user asked for, so it may drop any share.",
+    )
 
 
 @dataclass

@@ -50,6 +50,7 @@ def _summary_lines(stats: dict[str, dict], params: Params | None = None) -> list
             f"validation: {'passed' if val['success'] else 'FAILED'} — {val['expectations']} expectations, "
             f"{val['failed']} failed; Data Docs at {val['data_docs']}"
         )
+        lines += [f"  ingest dropped (under the thresholds): {d}" for d in val.get("ingest_dropped", [])]
     feat = stats.get("features")
     if feat:
         lines.append(

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from lcrec.data.account import IngestAccount, IngestError
 from lcrec.data.amazon import read_amazon2018
 
 
@@ -43,12 +44,31 @@ def test_amazon_reviews_and_meta(tmp_path, gz):
 
 
 def test_amazon_missing_files_say_what_to_set(tmp_path):
-    with pytest.raises(FileNotFoundError, match="data.name"):
+    with pytest.raises(IngestError, match="data.name"):
         read_amazon2018(tmp_path, "Instruments")
 
 
-def test_amazon_bad_line_names_file_and_line(tmp_path):
+def test_amazon_bad_line_is_dropped_with_its_file_and_line(tmp_path):
     (tmp_path / "X.json").write_text('{"reviewerID": "U"}\nnot json at all\n')
     (tmp_path / "meta_X.json").write_text("")
-    with pytest.raises(ValueError, match=r"X.json:2"):
-        read_amazon2018(tmp_path, "X")
+    account = IngestAccount()
+    inter, items, _ = read_amazon2018(tmp_path, "X", account=account)
+    assert len(inter) == 0 and len(items) == 0
+    reviews = account.files[str(tmp_path / "X.json")]
+    assert reviews.read == 2 and dict(reviews.dropped) == {"missing_id": 1, "not_a_record": 1}
+    bad = [r for r in account.rejected if r["reason"] == "not_a_record"]
+    assert bad[0]["line"] == 2 and bad[0]["raw"] == "not json at all"
+
+
+@pytest.mark.parametrize("reviews,meta", [("Musical_Instruments.json.gz", "meta_Musical_Instruments.json.gz"),
+                                          ("Musical_Instruments_5.json.gz", "meta_Musical_Instruments.json.gz"),
+                                          ("reviews_Musical_Instruments_5.json.gz", "meta_Musical_Instruments.json.gz"),
+                                          ("reviews_Musical_Instruments.json", "meta_Musical_Instruments.json")])
+def test_file_names_as_users_download_them(tmp_path, reviews, meta):
+    opener = (lambda p: gzip.open(p, "wt")) if reviews.endswith(".gz") else (lambda p: open(p, "w"))
+    with opener(tmp_path / reviews) as fh:
+        fh.write(json.dumps({"reviewerID": "U1", "asin": "A1", "overall": 5.0, "unixReviewTime": 1500000000}))
+    with opener(tmp_path / meta) as fh:
+        fh.write(json.dumps({"asin": "A1", "title": "Strat"}))
+    inter, items, _ = read_amazon2018(tmp_path, "Musical_Instruments")
+    assert list(inter["item_id"]) == ["A1"] and list(items["title"]) == ["Strat"]

@@ -9,7 +9,7 @@ from lcrec.data.ingest import ingest, register_source
 from lcrec.data.schema import read_tables
 
 
-def _tiny(cfg):
+def _tiny(cfg, account):
     inter = pd.DataFrame(
         {"user_id": ["1", "1", "2"], "item_id": ["a", "b", "a"], "timestamp": [1, 2, 3], "rating": [5.0, 1.0, 4.0]}
     )
@@ -44,7 +44,7 @@ def test_failed_ingest_keeps_previous_tables(tmp_path, tiny_source):
     ingest(DataConfig(source=tiny_source), out)
     before = (out / "interactions.parquet").read_bytes()
 
-    def broken(cfg):
+    def broken(cfg, account):
         raise ValueError("source exploded")
 
     register_source("broken", broken)

@@ -148,3 +148,23 @@ def test_reindexed_item_becomes_recommendable_after_the_swap(served):
          "title": "Brand New (2026)"}]
     code = p.state.codes["brand-new"]
     assert code not in {p.state.codes[i] for i in old}  # its own code: no collision
+
+
+def test_a_json_body_is_accepted_whatever_its_content_type(served):
+    """curl -d sends application/x-www-form-urlencoded; KServe then hands the raw bytes on; they are JSON."""
+    body = json.dumps({"instances": [{"history": ["i1", "i2"], "k": 3}]})
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", "application/json"):
+        r = served["client"].post("/v1/models/lcrec:predict", content=body, headers={"content-type": content_type})
+        assert r.status_code == 200, (content_type, r.text)
+        assert len(r.json()["predictions"][0]["items"]) == 3
+    r = served["client"].post("/v1/models/lcrec:predict", content="instances=1",
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and "not JSON" in r.text
+
+
+def test_v2_metadata_lists_the_tensors(served):
+    meta = served["client"].get("/v2/models/lcrec").json()
+    assert [(t["name"], t["datatype"]) for t in meta["inputs"]] == [
+        ("user_id", "BYTES"), ("history", "BYTES"), ("k", "INT32"), ("exclude", "BYTES")]
+    assert [t["name"] for t in meta["outputs"]] == ["recommendations", "model_version", "index_version"]
+    assert all(t["shape"] for t in meta["inputs"] + meta["outputs"])

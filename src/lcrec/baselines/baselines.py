@@ -73,9 +73,7 @@ def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progr
         "ranking": "full (every catalogue item)", "history_items_masked": False,
         "max_history": max((len(h) for h in data.test.histories), default=0)}}
     if "popularity" in cfg.models:
-        from lcrec.baselines.popularity import evaluate_popularity
-
-        from lcrec.baselines.popularity import popularity_order
+        from lcrec.baselines.popularity import evaluate_popularity, popularity_order
 
         started = time.perf_counter()
         results["popularity"] = {**evaluate_popularity(data, cfg.ks), "seconds": round(time.perf_counter() - started, 2)}

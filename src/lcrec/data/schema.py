@@ -63,6 +63,9 @@ def write_tables(out_dir: Path, interactions: pd.DataFrame, items: pd.DataFrame,
 def read_tables(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Read the three tables; a missing file is an error naming the step that writes it."""
     data_dir = Path(data_dir)
+    old = data_dir.with_name(data_dir.name + ".old")
+    if not data_dir.exists() and old.exists():  # an ingest killed mid-swap: the previous tables are still whole
+        data_dir = old
     tables = []
     for name in (INTERACTIONS, ITEMS, USERS):
         path = data_dir / name

@@ -274,8 +274,10 @@ def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: i
         served = [i for i, v in result["ranks"].items() if v]
         result["served_new_items"] = served
         if not served:
-            say(f"\nno new item reached the top {k} for these histories: the demo model is trained for a few steps "
-                "on CPU, so these ranks say little about the method; the items are served (trie + titles) all the same")
+            say(f"\nno new item reached the top {k} for these histories. A new item has no interactions yet, so its "
+                "codes come from its text alone (with collaborative codes, through the index's text map), and a code "
+                "the model has never read in a history ranks low until the next training run; the items are served "
+                "(trie + titles) all the same and can be recommended from now on")
     finally:
         result["server_exit"] = server.stop()
     say(f"\npredictor stopped with SIGTERM (exit code {result['server_exit']})")

@@ -45,6 +45,18 @@ from lcrec.serve.request import Query, check_known, parse_v1, parse_v2
 log = logging.getLogger(__name__)
 
 
+def json_body(payload: Any) -> Any:
+    """A v1 body as a dict: KServe passes the raw bytes on when the Content-Type is not JSON (curl -d sends
+    application/x-www-form-urlencoded), so a body that parses as JSON is accepted whatever the header says."""
+    if isinstance(payload, bytes | bytearray | str):
+        try:
+            return json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise InvalidInput(f"the request body is not JSON ({err}); send e.g. "
+                               '{"instances": [{"user_id": "1", "k": 5}]}') from None
+    return payload
+
+
 class DecodeBatcher:
     """Collects uncached users from concurrent requests and decodes them in batches, one batch at a time."""
 
@@ -181,6 +193,19 @@ class LcrecPredictor(kserve.Model):
                 log.exception("could not load the new index version; still serving %s",
                               self.state.version if self.state else None)
 
+    # ------------------------------------------------------------------------------------------- metadata
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """v2 model metadata: the tensors a request may send (one row per user; -1 = any length)."""
+        return [{"name": "user_id", "datatype": "BYTES", "shape": [-1]},
+                {"name": "history", "datatype": "BYTES", "shape": [-1, -1]},
+                {"name": "k", "datatype": "INT32", "shape": [-1]},
+                {"name": "exclude", "datatype": "BYTES", "shape": [-1, -1]}]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [{"name": "recommendations", "datatype": "BYTES", "shape": [-1]},
+                {"name": "model_version", "datatype": "BYTES", "shape": [1]},
+                {"name": "index_version", "datatype": "BYTES", "shape": [1]}]
+
     # ------------------------------------------------------------------------------------------- inference
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
@@ -196,7 +221,7 @@ class LcrecPredictor(kserve.Model):
             ]
             return InferResponse(model_name=self.name, infer_outputs=outputs,
                                  response_id=payload.id or str(uuid.uuid4()))
-        queries = parse_v1(payload, self.cfg)
+        queries = parse_v1(json_body(payload), self.cfg)
         results = await self.recommend(queries, state)
         return {"predictions": results, "model_version": self.served.model_version, "index_version": state.version}
 

@@ -23,9 +23,7 @@ HTTP route would have to reach each replica (and be secured).
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -40,8 +38,9 @@ CRASH_ENV = "LCREC_REINDEX_CRASH_AT"  # test hook: SIGKILL this process at a nam
 
 def crash_point(name: str) -> None:
     """Kill this process with SIGKILL when ``$LCREC_REINDEX_CRASH_AT`` names this point (crash-safety tests)."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    from lcrec.crash_points import crash_point as kill_at
+
+    kill_at(CRASH_ENV, name)
 
 
 CRASH_POINTS = ("start", "after_index_add", "after_titles", "after_rename", "after_publish")
