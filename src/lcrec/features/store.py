@@ -126,9 +126,12 @@ def build_feature_store(
     cfg: FeaturesConfig, data_dir: Path, repo_dir: Path, index_path: Path | None = None
 ) -> dict[str, Any]:
     """Write the sources, apply the definitions and materialize the online store; return statistics."""
+    from lcrec.crash_points import crash_point
+
     repo_dir = _check_repo(repo_dir)
     t0 = time.perf_counter()
-    stats = write_sources(cfg, data_dir, repo_dir, index_path)
+    stats = write_sources(cfg, data_dir, repo_dir, index_path)  # each source file is replaced atomically
+    crash_point(CRASH_ENV, "after_sources")
     t_write = time.perf_counter()
 
     from lcrec.features.definitions import build_definitions
@@ -137,6 +140,7 @@ def build_feature_store(
     defs = build_definitions(cfg.ttl_days)
     store = open_store(repo_dir)
     store.apply(defs.objects())
+    crash_point(CRASH_ENV, "after_apply")
     t_apply = time.perf_counter()
 
     start, end = stats.pop("start"), stats.pop("end")
@@ -149,7 +153,9 @@ def build_feature_store(
         with contextlib.redirect_stdout(sys.stderr):
             store.materialize(
                 start.to_pydatetime(), (end + timedelta(seconds=1)).to_pydatetime(), feature_views=views
-            )
+            )  # sqlite: each write is a transaction, so a kill leaves the previous rows or the new ones
+    crash_point(CRASH_ENV, "after_materialize")
+    _keep_good_registry(repo_dir)
     t_mat = time.perf_counter()
 
     stats.update(
@@ -178,11 +184,54 @@ def build_feature_store(
 
 
 # --------------------------------------------------------------------------------------------------- online
+REGISTRY = "data/registry.db"  # the file registry of feature_store.yaml (written in place by Feast)
+GOOD_REGISTRY = "data/registry.db.good"  # a copy after each complete run: what a torn registry write falls back to
+CRASH_ENV = "LCREC_FEATURES_CRASH_AT"  # test hook (lcrec.crash_points)
+CRASH_POINTS = ("after_sources", "after_apply", "after_materialize")
+
+
+def _registry_ok(path: Path) -> bool:
+    from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
+
+    try:
+        RegistryProto().ParseFromString(path.read_bytes())
+    except Exception:  # noqa: BLE001 - any parse failure means a torn or foreign file
+        return False
+    return True
+
+
+def recover_registry(repo_dir: Path) -> bool:
+    """Feast writes its file registry in place, so a process killed mid-write leaves a file that does not parse;
+    put the copy of the last complete run back. True when it did."""
+    repo_dir = Path(repo_dir)
+    registry, good = repo_dir / REGISTRY, repo_dir / GOOD_REGISTRY
+    if registry.exists() and good.exists() and not _registry_ok(registry):
+        import shutil
+
+        shutil.copyfile(good, registry)
+        log.warning("feature store: %s did not parse (an interrupted write); restored the last good copy", registry)
+        return True
+    return False
+
+
+def _keep_good_registry(repo_dir: Path) -> None:
+    import os
+    import shutil
+
+    registry = Path(repo_dir) / REGISTRY
+    if registry.exists() and _registry_ok(registry):
+        tmp = Path(repo_dir) / (GOOD_REGISTRY + ".tmp")
+        shutil.copyfile(registry, tmp)
+        os.replace(tmp, Path(repo_dir) / GOOD_REGISTRY)
+
+
 def open_store(repo_dir: Path) -> FeatureStore:
-    """The Feast store of a repository folder (imports feast)."""
+    """The Feast store of a repository folder (imports feast); a torn registry is restored first."""
     from feast import FeatureStore
 
-    return FeatureStore(repo_path=str(_check_repo(repo_dir)))
+    repo_dir = _check_repo(repo_dir)
+    recover_registry(repo_dir)
+    return FeatureStore(repo_path=str(repo_dir))
 
 
 def _online(
