@@ -219,3 +219,33 @@ def test_kill_9_during_ingest_keeps_the_previous_tables_and_a_rerun_succeeds(tmp
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(read_tables(data)[0]) == 3
     assert not data.with_name("data.old").exists() and not data.with_name("data.tmp").exists()
+
+
+_dat_field = st.one_of(st.integers(0, 10**6).map(str), st.sampled_from(["", "five", "3.5", "-1", "1e400", "x y"]))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.sampled_from(["1", "2", "3", ""]), st.sampled_from(["10", "20", "30", "99", ""]),
+                               _dat_field, _dat_field), min_size=1, max_size=20))
+def test_original_movielens_rows_with_defects_are_accounted(tmp_path_factory, rows):
+    """The '::'-separated ratings.dat with random defects: every row is kept or dropped with its reason."""
+    tmp = tmp_path_factory.mktemp("dat")
+    folder = tmp / "ml-1m"
+    folder.mkdir()
+    (folder / "ratings.dat").write_text("".join("::".join(r) + "\n" for r in rows), encoding="latin-1")
+    (folder / "movies.dat").write_text("10::Heat (1995)::Action\n20::Casino (1995)::Drama\n30::Babe (1995)::Comedy\n",
+                                       encoding="latin-1")
+    try:
+        stats = ingest(DataConfig(source="movielens-dir", path=str(folder)), tmp / "data")
+    except IngestError:
+        return
+    report = json.loads((tmp / "data" / "ingest_report.json").read_text())
+    _balanced(report)
+    ratings = _file(report, "ratings.dat")
+    assert ratings["read"] == len(rows) and ratings["kept"] == stats["interactions"]
+    rejected = pd.read_parquet(tmp / "data" / "rejected.parquet")
+    assert len(rejected) == sum(f["dropped"] for f in report["files"])
+    unparsable = rejected[rejected["reason"] == "unparsable_value"]
+    for line, field_name, raw in zip(unparsable["line"], unparsable["field"], unparsable["raw"], strict=True):
+        rating, stamp = rows[line - 1][2], rows[line - 1][3]
+        assert raw == (rating if field_name == "rating" else stamp)

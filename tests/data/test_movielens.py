@@ -53,7 +53,9 @@ def test_original_layout(tmp_path):
 
 
 def test_original_layout_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="ratings.dat"):
+    from lcrec.data.account import IngestError
+
+    with pytest.raises(IngestError, match="ratings.dat"):
         movielens.read_original_ml1m(tmp_path)
 
 

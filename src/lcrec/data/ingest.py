@@ -42,7 +42,7 @@ def _need_path(cfg: DataConfig) -> str:
 
 register_source("ml-100k", lambda cfg, account: movielens.read_bundled("ml-100k"))
 register_source("ml-1m", lambda cfg, account: movielens.read_bundled("ml-1m"))
-register_source("movielens-dir", lambda cfg, account: movielens.read_original_ml1m(_need_path(cfg)))
+register_source("movielens-dir", lambda cfg, account: movielens.read_original_ml1m(_need_path(cfg), account))
 register_source(
     "amazon2018",
     lambda cfg, account: amazon.read_amazon2018(_need_path(cfg), cfg.name, cfg.max_description_chars,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lcrec.data.account import IngestAccount, IngestError
 from lcrec.data.text import clean_text, compose_item_text, join_categories
 
 BUNDLED = {
@@ -115,20 +116,24 @@ def read_bundled(name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return interactions, items, users
 
 
-def read_original_ml1m(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The original MovieLens-1M files: ``ratings.dat``, ``movies.dat``, ``users.dat`` (``::``-separated, latin-1)."""
+def read_original_ml1m(folder: str | Path, account: IngestAccount | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The original MovieLens-1M files: ``ratings.dat``, ``movies.dat``, ``users.dat`` (``::``-separated, latin-1).
+    A rating or time that is not a number is dropped from ``account`` as ``unparsable_value`` with its line."""
     folder = Path(folder)
+    account = account if account is not None else IngestAccount()
     needed = ["ratings.dat", "movies.dat"]
     missing = [n for n in needed if not (folder / n).exists()]
     if missing:
-        raise FileNotFoundError(
-            f"{folder}: missing {', '.join(missing)}; data.path must point at the unzipped ml-1m folder"
-        )
+        raise IngestError(f"{folder}: missing {', '.join(missing)}; data.path must point at the unzipped ml-1m folder")
 
     def read(name: str, cols: list[str]) -> pd.DataFrame:
-        return pd.read_csv(
-            folder / name, sep="::", engine="python", names=cols, dtype=str, encoding="latin-1", keep_default_na=False
-        )
+        try:
+            df = pd.read_csv(folder / name, sep="::", engine="python", names=cols, dtype=str, encoding="latin-1",
+                             keep_default_na=False, skip_blank_lines=True)
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+            raise IngestError(f"{folder / name}: not a '::'-separated MovieLens file ({err})") from None
+        df.index = df.index + 1  # line numbers in the file
+        return df
 
     ratings = read("ratings.dat", ["user_id", "item_id", "rating", "timestamp"])
     movies = read("movies.dat", ["item_id", "title", "genres"])
@@ -138,12 +143,23 @@ def read_original_ml1m(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, 
         else pd.DataFrame(columns=["user_id"])
     )
     items = _items_frame([(i, clean_text(t), g.split("|")) for i, t, g in zip(movies.item_id, movies.title, movies.genres, strict=True)])
+    path = folder / "ratings.dat"
+    account.read(path, "interactions", len(ratings))
+    rating = pd.to_numeric(ratings.rating, errors="coerce")
+    stamp = pd.to_numeric(ratings.timestamp, errors="coerce")
+    bad = pd.Series(False, index=ratings.index)
+    for field_name, raw, parsed in (("rating", ratings.rating, rating), ("timestamp", ratings.timestamp, stamp)):
+        broken = (parsed.isna() | (parsed.abs() >= 2**62)) & ~bad
+        for line, value in raw[broken].items():
+            account.drop(path, "interactions", "unparsable_value", int(line), value, field_name)
+        bad |= broken
+    keep = ~bad
     interactions = pd.DataFrame(
         {
-            "user_id": ratings.user_id,
-            "item_id": ratings.item_id,
-            "timestamp": ratings.timestamp.astype("int64"),
-            "rating": ratings.rating.astype(float),
+            "user_id": ratings.user_id[keep],
+            "item_id": ratings.item_id[keep],
+            "timestamp": stamp[keep].astype("int64"),
+            "rating": rating[keep].astype(float),
         }
-    )
+    ).reset_index(drop=True)
     return interactions, items, users
