@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lcrec.config import load_params
-from lcrec.demo import STEPS, run_demo
+from lcrec.demo import run_demo
+from lcrec.steps import pipeline_steps
 from tiny_params import TINY, TINY_BASELINES
 
 pytestmark = pytest.mark.slow
@@ -24,8 +25,8 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     stats = run_demo(params, serve_options={"users": 2, "new_items": 2, "show": 3, "k": 2000, "timeout_s": 180})
     out = capsys.readouterr().out
 
-    assert [name for name, _ in STEPS][-3:] == ["baselines", "evaluate", "register"]
-    assert set(stats) == {name for name, _ in STEPS} | {"serve"}
+    assert [s.name for s in pipeline_steps()][-3:] == ["baselines", "evaluate", "register"]
+    assert set(stats) == {s.name for s in pipeline_steps()} | {"serve"}
     assert "test HR@10 / NDCG@10:" in out and "SASRec-CE" in out and "popularity" in out and "LC-Rec" in out
     assert "registered lcrec version 1: promoted to @champion" in out
     serve = stats["serve"]

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 
 from lcrec.config import ConfigError, Params, load_params
+from lcrec.steps import STEPS
 
 Command = Callable[[Params, argparse.Namespace], int | None]
 COMMANDS: dict[str, tuple[str, Command, Callable[[argparse.ArgumentParser], None] | None]] = {}
@@ -32,65 +33,42 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-# --------------------------------------------------------------------------------------------------- data
-@command("ingest", "Read a raw dataset into interactions/items/users parquet files.")
-def _ingest(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.data.ingest import run_ingest
+# --------------------------------------------------------------------------------------------------- steps
+def _step_command(step) -> None:
+    """``lcrec <step>`` for one row of :data:`lcrec.steps.STEPS`: its options as flags, then the step function;
+    the stats it returns are printed as JSON."""
 
-    _print_json(run_ingest(params))
+    def add_args(p: argparse.ArgumentParser) -> None:
+        for opt in step.options:
+            if opt.action:
+                p.add_argument(opt.flag, dest=opt.dest, action=opt.action, help=opt.help)
+            else:
+                p.add_argument(opt.flag, dest=opt.dest, default=None, help=opt.help)
+        if step.device_knob:
+            p.add_argument("--device", default=None,
+                           help=f"auto | cpu | cuda (sets {step.device_knob}; default: the params file's setting)")
+        if step.name == "train":  # set by the deepspeed launcher
+            p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
+    def run(params: Params, args: argparse.Namespace) -> None:
+        from lcrec.steps import run as run_step
 
-@command("validate", "Check the ingested tables with Great Expectations; exit 1 on failure.")
-def _validate(params: Params, args: argparse.Namespace) -> int:
-    from lcrec.validation.validate import DataValidationError, run_validate
+        if step.device_knob and args.device:
+            params = load_params_from(params, [f"{step.device_knob}={args.device}"])
+        _print_json(run_step(step.name, params, **{o.dest: getattr(args, o.dest) for o in step.options}))
 
-    try:
-        _print_json(run_validate(params))
-    except DataValidationError as err:
-        print(str(err), file=sys.stderr)
-        return 1
-    return 0
-
-
-@command("features", "Write Feast sources, `feast apply` and materialize the online store.")
-def _features(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.features.store import run_features
-
-    _print_json(run_features(params))
-
-
-@command("split", "k-core filter, chronological leave-one-out split, capped histories.")
-def _split(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.split.leave_one_out import run_split
-
-    _print_json(run_split(params))
+    command(step.name, step.help, add_args)(run)
 
 
-@command("embed", "Encode item texts into work/embed/item_emb.npy (encoders: minilm, causal-lm).")
-def _embed(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.embed.embed import run_embed
+def load_params_from(params: Params, overrides: list[str]) -> Params:
+    """``params`` with ``KEY=VALUE`` overrides applied (the same parser as ``--set``)."""
+    from lcrec.config import apply_overrides, params_from_dict
 
-    _print_json(run_embed(params))
-
-
-@command("quantize", "Train the RQ-VAE and write a collision-free item index (work/index/index.json + report).")
-def _quantize(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.quantize.quantize import run_quantize
-
-    _print_json(run_quantize(params))
+    return params_from_dict(apply_overrides(params.to_dict(), overrides))
 
 
-def _add_index_add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--items", default=None, help="new items file (.parquet/.jsonl/.csv with item_id + text fields); "
-                   "default: index_add.items")
-
-
-@command("index-add", "Give new items codes with the frozen quantizer; writes a new index version, old codes unchanged.",
-         _add_index_add_args)
-def _index_add(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.quantize.incremental import run_index_add
-
-    _print_json(run_index_add(params, args.items))
+for _step in STEPS:
+    _step_command(_step)
 
 
 # --------------------------------------------------------------------------------------------------- serving
@@ -99,92 +77,6 @@ def _serve(params: Params, args: argparse.Namespace) -> None:
     from lcrec.serve.server import run_serve
 
     run_serve(params)
-
-
-def _add_cache_topk_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--users", default=None, help="parquet/csv of users (user_id [, items]); default: work/split/sequences.parquet")
-
-
-@command("cache-topk", "Precompute every user's top-K with the served model and push it to the Feast online store.",
-         _add_cache_topk_args)
-def _cache_topk(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.serve.cache import run_cache_topk
-
-    _print_json(run_cache_topk(params, args.users))
-
-
-def _add_reindex_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--items", default=None, help="new items (parquet/jsonl/csv: item_id, title, text, ...); default: index_add.items")
-    p.add_argument("--embeddings", default=None, help=".npy with one embedding row per new item (skips the encoder)")
-
-
-@command("reindex", "Add new items to the served index store (new version, atomic); running predictors pick it up.",
-         _add_reindex_args)
-def _reindex(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.serve.reindex import run_reindex
-
-    _print_json(run_reindex(params, args.items, args.embeddings))
-
-
-@command("tasks", "Build the alignment-tuning instruction datasets (SEQ, MUT, ASY, ITE, PER, NEG).")
-def _tasks(params: Params, args: argparse.Namespace) -> int:
-    from lcrec.tasks.tasks import run_tasks
-    from lcrec.tasks.teachers import TeacherError
-
-    try:
-        _print_json(run_tasks(params))
-    except (TeacherError, KeyError) as err:
-        print(f"lcrec tasks: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the latest checkpoint in work/train/checkpoints (same data order, optimizer, RNG)")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
-
-
-@command("train", "Alignment-tune the backbone on the tasks (LoRA or full; DeepSpeed optional; resumable).",
-         _add_train_args)
-def _train(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.train.train import run_train
-
-    _print_json(run_train(params, resume=args.resume))
-
-
-@command("register", "Register the trained model (+ index, metrics, data hash, commit) in MLflow; move @champion "
-         "only if it beats the serving version.")
-def _register(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.tracking.registry import run_register
-
-    _print_json(run_register(params))
-
-
-def _add_device_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default=None, help="auto | cpu | cuda (default: the params file's setting)")
-
-
-@command("evaluate", "Score the trained model: SEQ ranking per template (HR/NDCG), ITE, index->title; metrics.json + plot.",
-         _add_device_arg)
-def _evaluate(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.evaluate.evaluate import run_evaluate
-
-    if args.device:
-        params.evaluate.device = args.device
-    _print_json(run_evaluate(params))
-
-
-@command("baselines", "Popularity and SASRec (full-softmax CE) on the same split and protocol; work/baselines/metrics.json.",
-         _add_device_arg)
-def _baselines(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.baselines.baselines import run_baselines
-
-    if args.device:
-        params.baselines.sasrec.device = args.device
-    results = run_baselines(params)
-    _print_json({k: {s: v[s] for s in ("valid", "test") if s in v} if isinstance(v, dict) and "test" in v else v
-                 for k, v in results.items()})
 
 
 @command("ablation", "tasks -> train -> evaluate for cumulative task-family sets; writes work/ablation/ablation.md.")
@@ -222,6 +114,27 @@ def _pipeline(params: Params, args: argparse.Namespace) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- utilities
+def _add_steps_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dvc-yaml", action="store_true", help="write dvc.yaml from the step table (in the current folder)")
+
+
+@command("steps", "Show the step table (what each step reads and writes); --dvc-yaml regenerates dvc.yaml from it.",
+         _add_steps_args)
+def _steps(params: Params, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lcrec import steps
+
+    if args.dvc_yaml:
+        Path("dvc.yaml").write_text(steps.dvc_yaml())
+        print("wrote dvc.yaml")
+        return
+    for s in steps.STEPS:
+        where = "pipeline" if s.stage else "on demand"
+        print(f"{s.name:<11} {where:<9} reads {', '.join(s.reads) or '-':<42} writes {steps.folder(s.name)}"
+              f"  params {', '.join(s.params)}")
+
+
 def _add_params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defaults", action="store_true", help="print a params.yaml holding every default")
 

@@ -434,6 +434,8 @@ class ServeConfig:
     default_k: int = knob(10, "Items returned when a request gives no k.")
     max_k: int = knob(20, "Largest k a request may ask for (larger: HTTP 400).")
     max_exclude: int = knob(100, "Most exclusions per request (more: HTTP 400).")
+    exclude_history: bool = knob(True, "Never answer an item of the history shown in the prompt (the user has it "
+                                 "already); false: history items may come back (repeat purchases).")
     max_instances: int = knob(64, "Most users per request (more: HTTP 400).")
     batch_size: int = knob(16, "Uncached users decoded together (requests arriving together share one batch).")
     batch_wait_ms: float = knob(2.0, "How long the decoder waits for more requests before running a batch.")

@@ -8,32 +8,12 @@ items added through the re-index pipeline while it serves, and where a new item 
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
-from collections.abc import Callable
 
 from lcrec.config import Params
-
-# (step, "module:function"); each function takes Params and returns a stats dict
-STEPS: list[tuple[str, str]] = [
-    ("ingest", "lcrec.data.ingest:run_ingest"),
-    ("validate", "lcrec.validation.validate:run_validate"),
-    ("features", "lcrec.features.store:run_features"),
-    ("split", "lcrec.split.leave_one_out:run_split"),
-    ("embed", "lcrec.embed.embed:run_embed"),
-    ("quantize", "lcrec.quantize.quantize:run_quantize"),
-    ("tasks", "lcrec.tasks.tasks:run_tasks"),
-    ("train", "lcrec.train.train:run_train"),
-    ("baselines", "lcrec.baselines.baselines:run_baselines"),
-    ("evaluate", "lcrec.evaluate.evaluate:run_evaluate"),
-    ("register", "lcrec.tracking.registry:run_register"),
-]
-
-
-def _resolve(target: str) -> Callable[[Params], dict]:
-    module, fn = target.split(":")
-    return getattr(importlib.import_module(module), fn)
+from lcrec.steps import pipeline_steps
+from lcrec.steps import run as run_step
 
 
 def _summary_lines(stats: dict[str, dict], params: Params | None = None) -> list[str]:
@@ -197,20 +177,20 @@ def user_list_lines(params: Params, users: tuple[str, ...] = ("1", "10", "100"),
 
 def run_demo(params: Params, until: str | None = None, serve: bool = True, reindex: str = "pipeline",
              serve_options: dict | None = None) -> dict[str, dict]:
-    """Run STEPS (up to ``until``), print the summary, then (``serve`` and every step ran) the serving demo with
-    new items added through the KFP re-index pipeline (``reindex="pipeline"``) or ``lcrec reindex`` (``"cli"``);
-    ``serve_options`` go to :func:`lcrec.serve.demo_client.run_serving_demo` (users, new_items, show, k, timeout_s)."""
+    """Run the pipeline steps of :data:`lcrec.steps.STEPS` (up to ``until``), print the summary, then (``serve``
+    and every step ran) the serving demo with new items added through the KFP re-index pipeline
+    (``reindex="pipeline"``) or ``lcrec reindex`` (``"cli"``); ``serve_options`` go to :func:`lcrec.serve.demo_client.run_serving_demo` (users, new_items, show, k, timeout_s)."""
     from lcrec.tracking import pipeline_run
 
-    names = [name for name, _ in STEPS]
+    names = [s.name for s in pipeline_steps()]
     if until is not None and until not in names:
         raise ValueError(f"--until {until!r} is not a step; steps are: {', '.join(names)}")
     stats: dict[str, dict] = {}
     with pipeline_run("demo", params.tracking, params.paths):
-        for name, target in STEPS:
+        for name in names:
             started = time.perf_counter()
             print(f"==> {name}", flush=True)
-            stats[name] = _resolve(target)(params)
+            stats[name] = run_step(name, params)
             print(f"    done in {time.perf_counter() - started:.1f} s", flush=True)
             if name == until:
                 break

@@ -31,7 +31,7 @@ def test_training_pipeline_end_to_end(compiled, tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     root = tmp_path / "root"
     run_local(load_params(None), compiled=compiled, pipeline_root=root,
-              arguments={"overrides": TINY, "tracking_uri": uri, "run_baselines": False})
+              arguments={"overrides": TINY, "tracking_uri": uri})
     (run_dir,) = list(root.iterdir())
     for task in ("ingest", "validate", "split", "embed", "quantize", "features", "tasks", "train", "evaluate",
                  "register", "deploy"):

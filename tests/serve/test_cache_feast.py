@@ -61,3 +61,18 @@ def test_cache_rows_round_trip_through_feast(tiny_serving, feast_store):
     assert [i for i, _ in answer] == list(entry.item_ids[:3])
     assert cache_answer(entry, hh, "another-index-version", k=3) is None  # stale after a re-index
     assert cache_answer(entry, history_hash(histories["u0"][:-1]), state.version, k=3) is None  # history moved on
+
+
+def test_cache_rows_leave_out_the_history_when_asked(tiny_serving):
+    from lcrec.serve import index_store
+    from lcrec.serve.cache import compute_topk_rows
+    from lcrec.serve.model_version import load_index_state, load_served_model
+
+    folder = Path(tiny_serving["folder"])
+    served = load_served_model(folder)
+    state = load_index_state(index_store.current_dir(folder / "index"), served.tokenizer)
+    histories = {"a": tiny_serving["item_ids"][:15], "b": tiny_serving["item_ids"][10:12]}
+    rows = compute_topk_rows(served, state, histories, top_k=10, beam_width=10, progress=False, exclude_history=True)
+    for row in rows:
+        assert len(row["item_ids"]) == 10 and not set(row["item_ids"]) & set(histories[row["user_id"]])
+        assert row["scores"] == sorted(row["scores"], reverse=True)

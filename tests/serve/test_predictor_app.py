@@ -59,6 +59,24 @@ def test_exclusions_are_never_returned_and_k_is_still_met(served):
     assert len(r) == 5 and not set(banned) & {x["item_id"] for x in r}
 
 
+def test_history_items_are_not_recommended_again_unless_configured(served):
+    import dataclasses
+
+    history = [f"i{k}" for k in range(12)]  # 12 of the 30 items: a top-10 without them needs a wider beam
+    r = v1(served["client"], [{"history": history, "k": 10}]).json()["predictions"][0]["items"]
+    assert len(r) == 10 and not set(history) & {x["item_id"] for x in r}
+
+    p = served["predictor"]
+    keep = p.cfg
+    p.cfg = dataclasses.replace(keep, exclude_history=False)
+    try:
+        again = v1(served["client"], [{"history": history, "k": 10}]).json()["predictions"][0]["items"]
+    finally:
+        p.cfg = keep
+    assert len(again) == 10
+    assert set(history) & {x["item_id"] for x in again}  # with the knob off, the model's own top-10 comes back
+
+
 def test_v2_open_inference_protocol(served):
     body = {"id": "req-1", "inputs": [
         {"name": "user_id", "datatype": "BYTES", "shape": [2], "data": ["u7", ""]},

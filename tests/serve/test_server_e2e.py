@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lcrec.serve.server import free_port
+from server_proc import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -30,32 +30,11 @@ def lcrec(*args, params, folder, extra=()):
 def server(serving_copy, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(f"paths:\n  work_dir: {tmp_path / 'work'}\n")
-    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    log_path = tmp_path / "server.log"
-    log = open(log_path, "w")  # a file, not a pipe: an unread pipe fills up and blocks the server's logging
-    proc = subprocess.Popen(
-        lcrec("serve", params=params, folder=serving_copy,
-              extra=["--set", f"serve.http_port={port}", "--set", "serve.watch_interval_s=0.1"]),
-        env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("server did not become ready in 120 s")
-    yield {"url": url, "proc": proc, "params": params, "folder": serving_copy, "env": env}
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    log.close()
+    with running_server(lambda port: lcrec("serve", params=params, folder=serving_copy, extra=[
+            "--set", f"serve.http_port={port}", "--set", "serve.watch_interval_s=0.1"]),
+            env, tmp_path / "server.log") as srv:
+        yield {**srv, "params": params, "folder": serving_copy, "env": env}
 
 
 def test_server_v1_v2_live_reindex_under_load(server, tiny_serving, tmp_path):

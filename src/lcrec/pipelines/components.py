@@ -1,5 +1,6 @@
 """KFP v2 components, one per step. Each is thin: its typed artifacts become ``paths.dirs.<step>`` overrides and
-it calls the same ``lcrec <step>`` command DVC calls (:func:`lcrec.pipelines.step_runner.run_step`).
+it calls the step function of :data:`lcrec.steps.STEPS` that the CLI, DVC and the demo call
+(:func:`lcrec.pipelines.step_runner.run_component`), taking the stats it returns.
 
 The functions below are plain Python; :func:`build_components` turns them into ``@dsl.component``s on the
 project's images (``pipeline.image`` / ``pipeline.gpu_image``, which already carry lcrec and kfp, so the
@@ -46,12 +47,9 @@ def close_run(tracking_uri: str, experiment: str, kfp_run_id: str):
 # --------------------------------------------------------------------------------------------------- steps
 def ingest(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str,
            data: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
+    from lcrec.pipelines.step_runner import run_component
 
-    _, stats = run_step("ingest", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                        parent_run_id=parent_run_id, outputs={"data": data.path})
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
+    run_component("ingest", locals())
 
 
 def validate(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
@@ -62,25 +60,23 @@ def validate(params_path: str, overrides: list, tracking_uri: str, parent_run_id
     import shutil
     from pathlib import Path
 
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
+    from lcrec.pipelines.step_runner import log_metrics, run_component
+    from lcrec.validation.validate import DataValidationError
 
-    rc, stats = run_step("validate", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                         parent_run_id=parent_run_id, inputs={"data": data.path},
-                         outputs={"validation": validation.path}, check=False)
-    out = Path(validation.path)
-    result = out / "result.json"
-    if rc and not result.exists():  # not a data failure: a crash or a bad configuration
-        raise RuntimeError(f"lcrec validate failed with exit code {rc} before writing {result}")
-    if not stats and result.exists():
-        stats = json.loads(result.read_text()).get("stats", {})
-    index = out / "data_docs" / "index.html"
+    try:
+        run_component("validate", locals())
+        passed = True
+    except DataValidationError:
+        passed = False
+        result = Path(validation.path) / "result.json"
+        if result.exists():
+            log_metrics(metrics, json.loads(result.read_text()).get("stats", {}))
+    index = Path(validation.path) / "data_docs" / "index.html"
     if index.exists():
         shutil.copy(index, data_docs.path)
     else:
         Path(data_docs.path).write_text("<html><body>no Data Docs were written</body></html>")
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
-    return rc == 0
+    return passed
 
 
 def stop_invalid(validation: Input[Dataset]):
@@ -96,64 +92,48 @@ def stop_invalid(validation: Input[Dataset]):
                        + "\n".join(lines) + "\nSee the validate task's Data Docs.")
 
 
+def split(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
+          validation: Input[Dataset], split: Output[Dataset], metrics: Output[Metrics]):
+    from lcrec.pipelines.step_runner import run_component
+
+    run_component("split", locals())
+
+
+def embed(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, split: Input[Dataset],
+          embed: Output[Dataset], metrics: Output[Metrics]):
+    from lcrec.pipelines.step_runner import run_component
+
+    run_component("embed", locals())
+
+
+def quantize(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, embed: Input[Dataset],
+             index: Output[Dataset], metrics: Output[Metrics]):
+    from lcrec.pipelines.step_runner import run_component
+
+    run_component("quantize", locals())
+
+
 def features(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, feature_repo: str,
-             data: Input[Dataset], index: Input[Dataset], features: Output[Dataset], metrics: Output[Metrics]):
+             data: Input[Dataset], validation: Input[Dataset], index: Input[Dataset], features: Output[Dataset],
+             metrics: Output[Metrics]):
     """Feast sources + apply + materialize, in a copy of the feature repository kept in the output artifact."""
     import shutil
     from pathlib import Path
 
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
+    from lcrec.pipelines.step_runner import run_component
 
     repo = Path(features.path) / "feature_repo"
     repo.mkdir(parents=True, exist_ok=True)
     for name in ("feature_store.yaml", "features.py"):
         shutil.copy(Path(feature_repo) / name, repo / name)
-    _, stats = run_step("features", params_path=params_path, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
-                        overrides=[*overrides, f"paths.feature_repo={repo}"],
-                        inputs={"data": data.path, "index": index.path}, outputs={"features": features.path})
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
-
-
-def split(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
-          split: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
-
-    _, stats = run_step("split", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                        parent_run_id=parent_run_id, inputs={"data": data.path}, outputs={"split": split.path})
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
-
-
-def embed(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, split: Input[Dataset],
-          embed: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
-
-    _, stats = run_step("embed", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                        parent_run_id=parent_run_id, inputs={"split": split.path}, outputs={"embed": embed.path})
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
-
-
-def quantize(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, embed: Input[Dataset],
-             index: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
-
-    _, stats = run_step("quantize", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                        parent_run_id=parent_run_id, inputs={"embed": embed.path}, outputs={"index": index.path})
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
+    run_component("features", locals(), overrides=[f"paths.feature_repo={repo}"])
 
 
 def tasks(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
           split: Input[Dataset], index: Input[Dataset], tasks: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
+    from lcrec.pipelines.step_runner import run_component
 
-    _, stats = run_step("tasks", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                        parent_run_id=parent_run_id, inputs={"data": data.path, "split": split.path, "index": index.path},
-                        outputs={"tasks": tasks.path})
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
+    run_component("tasks", locals())
 
 
 def train(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, tasks: Input[Dataset],
@@ -161,7 +141,7 @@ def train(params_path: str, overrides: list, tracking_uri: str, parent_run_id: s
           image: str, namespace: str, shared_volume: str, deepspeed: str):
     """In-process on one machine; nodes x gpus_per_node > 1 launches a Training Operator PyTorchJob that runs
     ``lcrec train`` under DeepSpeed ZeRO on a shared volume, waits for it and copies the model back."""
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
+    from lcrec.pipelines.step_runner import log_metrics, run_component
 
     if nodes * gpus_per_node > 1:
         from lcrec.pipelines.pytorchjob import train_on_cluster
@@ -170,38 +150,25 @@ def train(params_path: str, overrides: list, tracking_uri: str, parent_run_id: s
                                  parent_run_id=parent_run_id, tasks_dir=tasks.path, index_dir=index.path,
                                  model_dir=model.path, nodes=nodes, gpus_per_node=gpus_per_node, image=image,
                                  namespace=namespace, shared_volume=shared_volume, deepspeed=deepspeed)
+        log_metrics(metrics, stats)
     else:
-        _, stats = run_step("train", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                            parent_run_id=parent_run_id, inputs={"tasks": tasks.path, "index": index.path},
-                            outputs={"train": model.path})
+        run_component("train", locals())
     model.metadata["framework"] = "transformers+peft"
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
+
+
+def baselines(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, split: Input[Dataset],
+              embed: Input[Dataset], baselines: Output[Dataset], metrics: Output[Metrics]):
+    from lcrec.pipelines.step_runner import run_component
+
+    run_component("baselines", locals())
 
 
 def evaluate(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
-             index: Input[Dataset], data: Input[Dataset], split: Input[Dataset], tasks: Input[Dataset],
-             evaluation: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
+             tasks: Input[Dataset], index: Input[Dataset], split: Input[Dataset], data: Input[Dataset],
+             baselines: Input[Dataset], evaluation: Output[Dataset], metrics: Output[Metrics]):
+    from lcrec.pipelines.step_runner import run_component
 
-    _, stats = run_step("evaluate", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                        parent_run_id=parent_run_id,
-                        inputs={"train": model.path, "index": index.path, "data": data.path, "split": split.path,
-                                "tasks": tasks.path},
-                        outputs={"evaluate": evaluation.path})
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
-
-
-def baselines(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
-              split: Input[Dataset], baselines: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
-
-    _, stats = run_step("baselines", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                        parent_run_id=parent_run_id, inputs={"data": data.path, "split": split.path},
-                        outputs={"baselines": baselines.path})
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
+    run_component("evaluate", locals())
 
 
 def register(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
@@ -209,13 +176,9 @@ def register(params_path: str, overrides: list, tracking_uri: str, parent_run_id
              registration: Output[Artifact]) -> bool:
     """Register the version with its lineage (``registration/registered.json``); return whether it took the
     champion alias. (One bool output: kfp.local cannot gate a nested condition on a NamedTuple field.)"""
-    from lcrec.pipelines.step_runner import run_step
+    from lcrec.pipelines.step_runner import run_component
 
-    _, stats = run_step("register", params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                        parent_run_id=parent_run_id,
-                        inputs={"train": model.path, "index": index.path, "data": data.path, "split": split.path,
-                                "evaluate": evaluation.path},
-                        outputs={"register": registration.path})
+    stats = run_component("register", locals())
     registration.metadata.update({k: str(v) for k, v in stats.items()})
     return bool(stats["promoted"])
 
@@ -250,13 +213,12 @@ def reindex(params_path: str, overrides: list, tracking_uri: str, parent_run_id:
     """New items -> a new index version published in the served index store (``lcrec reindex``: frozen
     quantizer, collision-free codes, old codes unchanged); the running predictor follows the store's
     ``current`` pointer, so publishing is the swap. Returns the new current version id."""
-    from lcrec.pipelines.step_runner import numeric_metrics, run_step
+    from lcrec.pipelines.step_runner import log_metrics, run_step
     from lcrec.serve.index_store import read_current
 
-    _, stats = run_step("reindex", params_path=params_path, overrides=[*overrides, f"serve.index_dir={index_store}"],
-                        tracking_uri=tracking_uri, parent_run_id=parent_run_id, args=["--items", items_uri])
-    for k, v in numeric_metrics(stats).items():
-        metrics.log_metric(k, v)
+    stats = run_step("reindex", params_path=params_path, overrides=[*overrides, f"serve.index_dir={index_store}"],
+                     tracking_uri=tracking_uri, parent_run_id=parent_run_id, options={"items_path": items_uri})
+    log_metrics(metrics, stats)
     return read_current(index_store)
 
 

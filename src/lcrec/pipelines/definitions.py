@@ -1,8 +1,8 @@
 """The two pipelines, built from ``params.pipeline`` (images, GPUs, training nodes):
 
-training: ingest -> validate (gate) -> split -> embed -> quantize -> features | tasks -> train -> evaluate
-          (+ baselines) -> register -> deploy, the last only when the new version took ``@champion`` (it beats
-          the serving version on valid NDCG@10). A failed validation takes the ``dsl.Else`` branch, which fails
+training: the steps of :data:`lcrec.steps.STEPS` in their order (ingest -> validate (gate) -> split -> embed ->
+          quantize -> features -> tasks -> train -> baselines -> evaluate -> register), then deploy, only when
+          the new version took ``@champion`` (it beats the serving version on valid NDCG@10). A failed validation takes the ``dsl.Else`` branch, which fails
           the run with the failed expectations before anything is trained; the served model stays as it was.
 reindex:  new items -> a new index version published in the served index store -> the predictor follows it
           (deploy records the index version on the InferenceService).
@@ -28,59 +28,55 @@ def _resources(task, step: str, cfg) -> None:
 
 
 def training_pipeline(params: Params):
+    """The training pipeline wired from :data:`lcrec.steps.STEPS`: each step's component gets the artifacts of
+    the steps it reads, in the table's order; everything after validate runs only when the data passed."""
     from kfp import dsl, kubernetes
 
     from lcrec.pipelines.components import build_components
+    from lcrec.steps import pipeline_steps, wiring
 
     cfg = params.pipeline
     c = build_components(cfg.image, cfg.gpu_image, cfg.gpu_steps)
     distributed = cfg.train_nodes * cfg.train_gpus_per_node > 1
+    ingest, validate, *gated = pipeline_steps()
 
     @dsl.pipeline(name="lcrec-training",
-                  description="LC-Rec retraining: validated data -> item index -> alignment tuning -> evaluate -> "
-                              "register; deploy only if it beats the serving model on valid NDCG@10.")
+                  description="LC-Rec retraining: validated data -> item index -> features -> alignment tuning -> "
+                              "baselines -> evaluate -> register; deploy only if it beats the serving model on "
+                              "valid NDCG@10.")
     def training(params_path: str = "params.yaml", overrides: list = [],  # noqa: B006 - a KFP default value
                  tracking_uri: str = cfg.tracking_uri, experiment: str = params.tracking.experiment,
-                 feature_repo: str = "feature_repo", run_baselines: bool = True):
+                 feature_repo: str = "feature_repo"):
+        extra = {"features": {"feature_repo": feature_repo},
+                 "train": {"nodes": cfg.train_nodes, "gpus_per_node": cfg.train_gpus_per_node,
+                           "image": cfg.gpu_image, "namespace": params.deploy.namespace,
+                           "shared_volume": cfg.shared_volume, "deepspeed": cfg.train_deepspeed}}
         done = c["close_run"](tracking_uri=tracking_uri, experiment=experiment,
                               kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER).set_caching_options(False)
         with dsl.ExitHandler(done, name="mlflow-parent-run"):
             run = c["open_run"](tracking_uri=tracking_uri, experiment=experiment, pipeline="training",
                                 kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER).set_caching_options(False)
             common = _common(run.output, params_path, overrides, tracking_uri)
-            ing = c["ingest"](**common)
-            val = c["validate"](**common, data=ing.outputs["data"])
+            produced: dict = {}
+            inputs = wiring(produced)
+            ing = c[ingest.name](**common)
+            produced[ingest.name] = ing.outputs[ingest.output]
+            val = c[validate.name](**common, **inputs(validate))
+            produced[validate.name] = val.outputs[validate.output]
             with dsl.If(val.outputs["Output"] == True, name="data-valid"):  # noqa: E712 - a KFP condition
-                spl = c["split"](**common, data=ing.outputs["data"])
-                emb = c["embed"](**common, split=spl.outputs["split"])
-                qua = c["quantize"](**common, embed=emb.outputs["embed"])
-                c["features"](**common, feature_repo=feature_repo, data=ing.outputs["data"],
-                              index=qua.outputs["index"])
-                tsk = c["tasks"](**common, data=ing.outputs["data"], split=spl.outputs["split"],
-                                 index=qua.outputs["index"])
-                trn = c["train"](**common, tasks=tsk.outputs["tasks"], index=qua.outputs["index"],
-                                 nodes=cfg.train_nodes, gpus_per_node=cfg.train_gpus_per_node, image=cfg.gpu_image,
-                                 namespace=params.deploy.namespace, shared_volume=cfg.shared_volume,
-                                 deepspeed=cfg.train_deepspeed)
-                evl = c["evaluate"](**common, model=trn.outputs["model"], index=qua.outputs["index"],
-                                    data=ing.outputs["data"], split=spl.outputs["split"], tasks=tsk.outputs["tasks"])
-                with dsl.If(run_baselines == True, name="baselines-wanted"):  # noqa: E712
-                    base = c["baselines"](**common, data=ing.outputs["data"], split=spl.outputs["split"])
-                    _resources(base, "baselines", cfg)
-                reg = c["register"](**common, model=trn.outputs["model"], index=qua.outputs["index"],
-                                    data=ing.outputs["data"], split=spl.outputs["split"],
-                                    evaluation=evl.outputs["evaluation"])
+                tasks = {}
+                for s in gated:
+                    tasks[s.name] = c[s.name](**common, **inputs(s), **extra.get(s.name, {}))
+                    produced[s.name] = tasks[s.name].outputs[s.output]
+                    if s.name == "train" and distributed:  # the launcher needs no GPU; the PyTorchJob's pods do
+                        tasks[s.name].set_cpu_request("1").set_memory_request("4G")
+                        kubernetes.mount_pvc(tasks[s.name], pvc_name=cfg.shared_volume, mount_path=MOUNT)
+                    else:
+                        _resources(tasks[s.name], s.name, cfg)
+                reg = tasks["register"]
                 with dsl.If(reg.outputs["Output"] == True, name="beats-serving-model"):  # noqa: E712
                     c["deploy"](params_path=params_path, overrides=overrides,
                                 registration=reg.outputs["registration"])
-                for step, task in [("split", spl), ("embed", emb), ("quantize", qua), ("tasks", tsk),
-                                   ("evaluate", evl), ("register", reg)]:
-                    _resources(task, step, cfg)
-                if distributed:  # the launcher needs no GPU; the PyTorchJob's pods do
-                    trn.set_cpu_request("1").set_memory_request("4G")
-                    kubernetes.mount_pvc(trn, pvc_name=cfg.shared_volume, mount_path=MOUNT)
-                else:
-                    _resources(trn, "train", cfg)
             with dsl.Else(name="data-invalid"):
                 c["stop_invalid"](validation=val.outputs["validation"])
             _resources(ing, "ingest", cfg)

@@ -1,52 +1,26 @@
-"""Run one ``lcrec <step>`` inside a pipeline task, with its folders mapped onto the task's artifacts.
+"""Run one step of :data:`lcrec.steps.STEPS` inside a pipeline task, with its folders mapped onto the task's
+artifacts.
 
 How a KFP component's artifacts meet the library's work-dir layout: every step finds its folders through
 ``params.paths.step(name)``, which honours ``paths.dirs.<name>``. A component therefore turns each input
-artifact (``Input[Dataset].path``, downloaded by the KFP launcher) and each output artifact
-(``Output[Model].path``, uploaded after the task) into one override, ``paths.dirs.<step>=<artifact path>``,
-and calls the same CLI command DVC calls, in-process. Nothing is copied; steps that would write into an
-input (index-add writes a new version into the index folder) get a copy first (``copy_inputs``). Everything
-else a step writes goes to a throw-away ``paths.work_dir``.
+artifact (``Input[Dataset].path``, downloaded by the KFP launcher) and its output artifact
+(``Output[Model].path``, uploaded after the task) into one override, ``paths.dirs.<folder>=<artifact path>``,
+and calls the step function the CLI, DVC and the demo call, in-process, taking the stats it returns. Nothing is
+copied; a step that would write into an input gets a copy first (``copy_inputs``). Everything else a step
+writes goes to a throw-away ``paths.work_dir``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-class StepFailed(RuntimeError):
-    """``lcrec <step>`` exited with a non-zero code inside a pipeline task."""
-
-    def __init__(self, step: str, rc: int, output: str):
-        super().__init__(f"lcrec {step} failed with exit code {rc}; its error is printed above. Output tail:\n"
-                         f"{output[-2000:]}")
-        self.step, self.rc = step, rc
-
-
-class _Tee(io.TextIOBase):
-    def __init__(self, *streams):
-        self.streams = streams
-
-    def write(self, text: str) -> int:
-        for s in self.streams:
-            s.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        for s in self.streams:
-            s.flush()
 
 
 def step_overrides(inputs: Mapping[str, str], outputs: Mapping[str, str], work_dir: str,
@@ -69,14 +43,13 @@ def run_step(
     copy_inputs: Sequence[str] = (),
     tracking_uri: str = "",
     parent_run_id: str = "",
-    args: Sequence[str] = (),
-    check: bool = True,
-) -> tuple[int, dict[str, Any]]:
-    """Run ``lcrec <step> [args]`` with ``inputs``/``outputs`` ({step folder name: path}) mapped in; return
-    (exit code, the stats dict the command printed). ``copy_inputs`` names inputs copied into the output folder
-    of the same name first (``{"index": in}`` + ``{"index": out}``: the step updates a copy). ``check`` raises
-    :class:`StepFailed` on a non-zero exit code."""
-    from lcrec.cli import main
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run step ``step`` with ``inputs``/``outputs`` ({step folder name: path}) mapped in; return its stats.
+    ``copy_inputs`` names inputs copied into the output folder of the same name first (``{"index": in}`` +
+    ``{"index": out}``: the step updates a copy). The step's own errors propagate."""
+    from lcrec.config import load_params
+    from lcrec.steps import run
 
     inputs, outputs = dict(inputs or {}), dict(outputs or {})
     for name in copy_inputs:
@@ -85,32 +58,54 @@ def run_step(
     for path in outputs.values():
         Path(path).mkdir(parents=True, exist_ok=True)
     work_dir = tempfile.mkdtemp(prefix=f"lcrec-{step}-")
-    argv = [step] + (["--params", params_path] if params_path else ["--params", "params.yaml"])
-    for item in [*overrides, *step_overrides(inputs, outputs, work_dir, tracking_uri)]:
-        argv += ["--set", item]
-    argv += list(args)
+    params = load_params(params_path or "params.yaml",
+                         [*overrides, *step_overrides(inputs, outputs, work_dir, tracking_uri)])
     previous = os.environ.get("LCREC_PARENT_RUN_ID")
     if parent_run_id:
         os.environ["LCREC_PARENT_RUN_ID"] = parent_run_id
-    captured = io.StringIO()
+    log.info("lcrec %s: inputs %s, outputs %s", step, inputs, outputs)
     try:
-        print("lcrec " + " ".join(argv), file=sys.stderr, flush=True)
-        with contextlib.redirect_stdout(_Tee(sys.stdout, captured)):
-            rc = main(argv)
+        return run(step, params, **dict(options or {}))
     finally:
         if parent_run_id:
             if previous is None:
                 os.environ.pop("LCREC_PARENT_RUN_ID", None)
             else:
                 os.environ["LCREC_PARENT_RUN_ID"] = previous
-    text = captured.getvalue().strip()
-    try:
-        stats = json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        stats = {}
-    if rc and check:
-        raise StepFailed(step, rc, text)
-    return rc, stats if isinstance(stats, dict) else {"result": stats}
+
+
+def artifact_folders(step: str, artifacts: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """A component's artifacts ({KFP artifact name: artifact}) -> (inputs, outputs) as {step folder: path},
+    through the step table: each step the step reads is found under that step's artifact name."""
+    from lcrec.steps import BY_NAME, folder
+
+    s = BY_NAME[step]
+    missing = [BY_NAME[r].output for r in s.reads if BY_NAME[r].output not in artifacts]
+    if missing or s.output not in artifacts:
+        raise TypeError(f"component {step!r} lacks the artifacts {missing or [s.output]} the step table names")
+    inputs = {folder(r): artifacts[BY_NAME[r].output].path for r in s.reads}
+    return inputs, {folder(step): artifacts[s.output].path}
+
+
+def run_component(step: str, arguments: Mapping[str, Any], overrides: Sequence[str] = (),
+                  options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The body of a step component: ``arguments`` are the component's own (``locals()``: params_path,
+    overrides, tracking_uri, parent_run_id, its artifacts and its ``metrics`` output); runs the step on the
+    artifact folders, logs the numeric stats to ``metrics`` and returns the stats."""
+    inputs, outputs = artifact_folders(step, arguments)
+    stats = run_step(step, params_path=arguments["params_path"],
+                     overrides=[*arguments["overrides"], *overrides], tracking_uri=arguments["tracking_uri"],
+                     parent_run_id=arguments["parent_run_id"], inputs=inputs, outputs=outputs, options=options)
+    log_metrics(arguments.get("metrics"), stats)
+    return stats
+
+
+def log_metrics(metrics: Any, stats: Mapping[str, Any]) -> None:
+    """Numeric stats onto a KFP ``Metrics`` artifact (none given: nothing)."""
+    if metrics is None:
+        return
+    for k, v in numeric_metrics(stats).items():
+        metrics.log_metric(k, v)
 
 
 def numeric_metrics(stats: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -113,28 +113,33 @@ class TopKCache:
 # --------------------------------------------------------------------------------------------------- batch job
 def compute_topk_rows(served: ServedModel, state: IndexState, histories: Mapping[str, Sequence[str]],
                       top_k: int, beam_width: int, batch_size: int = 64, kv_mode: str = "shared",
-                      progress: bool = True) -> list[dict[str, Any]]:
+                      progress: bool = True, exclude_history: bool = False) -> list[dict[str, Any]]:
     """Cache rows for ``{user_id: history}`` with the batched trie beam search (unknown history items dropped;
-    users left with no history skipped)."""
+    users left with no history skipped). ``exclude_history`` widens the search by the shown history's length
+    and leaves those items out of the row, as the predictor does for ``serve.exclude_history``."""
     from lcrec.decode.beam_search import trie_beam_search
 
-    users, prompts, hashes = [], [], []
+    users, prompts, hashes, shown_lists = [], [], [], []
     for uid, hist in histories.items():
         known = [i for i in hist if i in state]
         shown = shown_history(known, served.max_history)
         if not shown:
             continue
         users.append(str(uid))
+        shown_lists.append(shown)
         prompts.append(served.prompt_ids([state.codes[i] for i in shown]))
         hashes.append(history_hash(shown))
     if not users:
         return []
-    result = trie_beam_search(served.model, state.trie, prompts, beam_width=max(beam_width, top_k), top_k=top_k,
+    extra = served.max_history if exclude_history else 0
+    wide = top_k + extra
+    result = trie_beam_search(served.model, state.trie, prompts, beam_width=max(beam_width, wide), top_k=wide,
                               batch_size=batch_size, kv_mode=kv_mode, progress=progress)
     rows = []
-    for uid, hh, recs in zip(users, hashes, result.recommendations, strict=True):
-        ids = [i for r in recs for i in r.items][:top_k]
-        scores = [r.score for r in recs for _ in r.items][:top_k]
+    for uid, hh, recs, shown in zip(users, hashes, result.recommendations, shown_lists, strict=True):
+        drop = set(shown) if exclude_history else set()
+        pairs = [(i, r.score) for r in recs for i in r.items if i not in drop][:top_k]
+        ids, scores = [i for i, _ in pairs], [sc for _, sc in pairs]
         rows.append({"user_id": uid, "item_ids": ids, "scores": scores, "index_version": state.version,
                      "history_hash": hh})
     return rows
@@ -142,12 +147,13 @@ def compute_topk_rows(served: ServedModel, state: IndexState, histories: Mapping
 
 def do_cache_topk(served: ServedModel, state: IndexState, histories: Mapping[str, Sequence[str]], store: Any,
                   top_k: int, beam_width: int, batch_size: int = 64, kv_mode: str = "shared",
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, exclude_history: bool = False) -> dict[str, Any]:
     """Compute the cache rows and push them to the Feast online store; return statistics."""
     from lcrec.features.store import push_topk
 
     t0 = time.perf_counter()
-    rows = compute_topk_rows(served, state, histories, top_k, beam_width, batch_size, kv_mode, progress)
+    rows = compute_topk_rows(served, state, histories, top_k, beam_width, batch_size, kv_mode, progress,
+                             exclude_history)
     t_decode = time.perf_counter() - t0
     pushed = push_topk(store, rows) if rows else 0
     return {"users": len(histories), "pushed": pushed, "skipped_no_history": len(histories) - len(rows),
@@ -201,7 +207,7 @@ def run_cache_topk(params: Any, users_path: str | None = None) -> dict[str, Any]
     store = open_store(Path(params.paths.feature_repo))
     histories = read_histories(params, store, users_path)
     stats = do_cache_topk(served, state, histories, store, cfg.cache_top_k, max(cfg.beam_width, cfg.cache_top_k),
-                          params.decode.batch_size, cfg.kv_mode)
+                          params.decode.batch_size, cfg.kv_mode, exclude_history=cfg.exclude_history)
     log_step("cache-topk", params.tracking, params.paths, params=cfg, metrics=stats,
              tags={"lcrec.index_version": state.version, "lcrec.model_version": served.model_version})
     return stats

@@ -261,18 +261,19 @@ class LcrecPredictor(kserve.Model):
         async def one(q: Query, shown: list[str], hh: str) -> dict[str, Any]:
             source = "cache"
             pairs = None
+            exclude = q.exclude | frozenset(shown) if self.cfg.exclude_history else q.exclude
             if q.user_id is not None:
-                pairs = cache_answer(self.cache.cached_entry(q.user_id)[1], hh, state.version, q.k, q.exclude)
+                pairs = cache_answer(self.cache.cached_entry(q.user_id)[1], hh, state.version, q.k, exclude)
             if pairs is None:
                 source = "decode"
-                excluded = sum(1 for i in q.exclude if i in state)
+                excluded = sum(1 for i in exclude if i in state)
                 beam = min(self.cfg.max_beam, max(self.cfg.beam_width, q.k + excluded))
                 prompt = self.served.prompt_ids([state.codes[i] for i in shown])
                 ranked = await self.batcher.submit(state, prompt, beam)
                 if q.user_id is not None:
                     self.cache.remember(q.user_id, CacheEntry(tuple(i for i, _ in ranked), tuple(s for _, s in ranked),
                                                               state.version, hh))
-                pairs = [(i, s) for i, s in ranked if i not in q.exclude][: q.k]
+                pairs = [(i, s) for i, s in ranked if i not in exclude][: q.k]
             return {
                 "user_id": q.user_id,
                 "items": [{"item_id": i, "score": float(s), "title": state.titles.get(i, "")} for i, s in pairs],

@@ -19,9 +19,10 @@ def clustered_embeddings(n: int, dim: int = 24, clusters: int = 6, seed: int = 0
 
 
 def build_tiny_serving_folder(out_dir: str | Path, n_items: int = 30, num_levels: int = 3, codebook_size: int = 16,
-                              seed: int = 0) -> dict[str, Any]:
-    """Quantize ``n_items`` synthetic items, build a tiny-llama "full" model folder that knows every codebook
-    token (so re-indexed items are decodable), and assemble the serving folder in ``out_dir/serving``."""
+                              seed: int = 0, item_ids: list[str] | None = None) -> dict[str, Any]:
+    """Quantize ``n_items`` synthetic items (ids ``i0``, ``i1``, … unless ``item_ids`` names them), build a
+    tiny-llama "full" model folder that knows every codebook token (so re-indexed items are decodable), and
+    assemble the serving folder in ``out_dir/serving``."""
     import torch
 
     from lcrec.config import QuantizeConfig
@@ -33,8 +34,11 @@ def build_tiny_serving_folder(out_dir: str | Path, n_items: int = 30, num_levels
     from lcrec.serve.model_version import build_serving_folder
 
     out_dir = Path(out_dir)
+    ids = [str(i) for i in item_ids] if item_ids is not None else [f"i{k}" for k in range(n_items)]
+    if len(set(ids)) != len(ids):
+        raise ValueError("build_tiny_serving_folder: item_ids must be distinct")
+    n_items = len(ids)
     emb = clustered_embeddings(n_items, seed=seed)
-    ids = [f"i{k}" for k in range(n_items)]
     cfg = QuantizeConfig(num_levels=num_levels, codebook_size=codebook_size, code_dim=8, epochs=4, batch_size=128,
                          kmeans_iters=20)
     do_quantize(cfg, emb, ids, out_dir / "index", embed_meta={"config": {"encoder": "minilm"}}, progress=False)

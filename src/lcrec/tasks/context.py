@@ -102,7 +102,7 @@ class TaskExample:
     forbidden: tuple[str, ...] = ()
 
 
-class MissingCodeError(KeyError):
+class MissingCodeError(KeyError, ValueError):
     """An item in the split has no code in index.json."""
 
     def __str__(self) -> str:

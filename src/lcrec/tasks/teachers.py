@@ -38,7 +38,7 @@ CODE_TOKEN = re.compile(r"<[a-z]_\d+>")
 MAX_TEXT_CHARS = 600
 
 
-class TeacherError(RuntimeError):
+class TeacherError(RuntimeError, ValueError):
     """A teacher could not produce a text (unreachable endpoint, bad reply, missing model)."""
 
 

@@ -1,0 +1,85 @@
+"""The step table: a valid run order, dvc.yaml generated from it, every driver wired from it, and no step module
+importing a driver."""
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lcrec import steps
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_table_is_a_run_order_with_features_after_the_index():
+    steps.check_order()
+    names = [s.name for s in steps.pipeline_steps()]
+    assert names.index("features") > names.index("quantize")
+    assert "quantize" in steps.step("features").reads  # Feast holds the codes of this run's index
+    assert "baselines" in steps.step("evaluate").reads  # the comparison table reads the baselines' metrics
+
+
+def test_a_step_reading_what_nothing_wrote_is_refused(monkeypatch):
+    bad = steps.Step("early", "x:y", "reads the model before training", reads=("train",))
+    monkeypatch.setattr(steps, "STEPS", (bad, *steps.STEPS))
+    with pytest.raises(ValueError, match="early.*train"):
+        steps.check_order()
+
+
+def test_committed_dvc_yaml_is_the_generated_one():
+    committed = (REPO / "dvc.yaml").read_text()
+    assert committed == steps.dvc_yaml(), "dvc.yaml is stale: run `lcrec steps --dvc-yaml` and commit it"
+    stages = yaml.safe_load(committed)["stages"]
+    assert list(stages) == [s.name for s in steps.pipeline_steps()]
+    assert "work/index/index.json" in stages["features"]["deps"]
+    assert "work/baselines/metrics.json" in stages["evaluate"]["deps"]
+
+
+@pytest.mark.parametrize("name", list(steps.BY_NAME))
+def test_every_step_function_takes_params_and_its_options(name):
+    fn = steps.function(name)
+    sig = inspect.signature(fn)
+    first, *rest = sig.parameters
+    assert first == "params"
+    assert {o.dest for o in steps.step(name).options} <= set(rest)
+
+
+def test_unknown_step_or_option_is_named():
+    with pytest.raises(KeyError, match="nope.*ingest"):
+        steps.step("nope")
+    with pytest.raises(TypeError, match="resum"):
+        steps.run("train", None, resum=True)
+
+
+def test_step_modules_import_no_driver():
+    """Every step module, imported as the KFP component or the demo would, pulls in neither the CLI, the demo,
+    the KFP SDK nor KServe (no import loop through a driver)."""
+    probe = ("import sys, json\nfrom lcrec import steps\n"
+             "for s in steps.STEPS: steps.function(s.name)\n"
+             "print(json.dumps(sorted(m for m in ('lcrec.cli', 'lcrec.demo', 'kfp', 'kserve', 'lcrec.pipelines')"
+             " if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_kfp_components_take_the_artifacts_the_table_names():
+    from lcrec.pipelines import components
+    from lcrec.pipelines.step_runner import artifact_folders
+
+    class Art:
+        def __init__(self, name):
+            self.path = f"/art/{name}"
+
+    for s in steps.pipeline_steps():
+        params = inspect.signature(getattr(components, s.name)).parameters
+        artifacts = {n: Art(n) for n, p in params.items() if "Input" in str(p.annotation) or "Output" in str(p.annotation)}
+        inputs, outputs = artifact_folders(s.name, artifacts)
+        assert outputs == {steps.folder(s.name): f"/art/{s.output}"}
+        assert set(inputs) == {steps.folder(r) for r in s.reads}
+        extra = set(artifacts) - {steps.step(r).output for r in s.reads} - {s.output, "metrics", "data_docs"}
+        assert not extra, f"component {s.name} takes artifacts the table does not name: {extra}"
