@@ -43,15 +43,9 @@ class TeacherError(RuntimeError, ValueError):
 
 
 @dataclass(frozen=True)
-class ItemView:
-    """One item as a teacher sees it: its text plus this user's rating and review, if any."""
+class ItemView(ItemInfo):
+    """One item as a teacher sees it: its text (:class:`ItemInfo`) plus this user's rating and review, if any."""
 
-    item_id: str
-    title: str = ""
-    description: str = ""
-    categories: tuple[str, ...] = ()
-    brand: str = ""
-    year: int | None = None
     rating: float | None = None
     review: str = ""
 
