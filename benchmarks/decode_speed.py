@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from lcrec.decode.beam_search import DecodeResult, trie_beam_search
-    from lcrec.decode.hf_generate import hf_trie_generate, reference_generate
     from lcrec.decode.trie import CodeTrie
+    from lcrec.testing.hf_generate import hf_trie_generate, reference_generate
 
     args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():

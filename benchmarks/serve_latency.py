@@ -83,7 +83,7 @@ def main() -> None:
     from lcrec.quantize.index_file import read_index
     from lcrec.serve import index_store
     from lcrec.serve.reindex import do_reindex
-    from lcrec.serve.tiny import build_tiny_serving_folder, clustered_embeddings
+    from lcrec.testing.tiny_serving import build_tiny_serving_folder, clustered_embeddings
 
     work = Path(tempfile.mkdtemp(prefix="lcrec_serve_bench_"))
     t0 = time.perf_counter()

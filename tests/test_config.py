@@ -62,3 +62,18 @@ def test_missing_explicit_params_file(tmp_path):
 def test_every_knob_has_help():
     rows = describe(Params)
     assert rows and all(help_text for _key, _default, help_text in rows)
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["tasks.max_history=30"], "split.max_history=20"),
+    (["serve.max_history=10"], "tasks.max_history=20"),
+    (["features.history_len=5"], "raise features.history_len"),
+])
+def test_history_lengths_must_agree(overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        load_params(None, overrides)
+
+
+def test_history_lengths_may_shrink_together():
+    p = load_params(None, ["split.max_history=10", "tasks.max_history=10", "serve.max_history=10"])
+    assert p.serve.max_history == 10 and p.features.history_len == 20

@@ -625,7 +625,7 @@ def load_params(path: str | Path | None = "params.yaml", overrides: list[str] | 
         raise ConfigError(f"params file {path} does not exist")
     raw = apply_overrides(raw, overrides or [])
     try:
-        return _build(Params, raw, "")
+        return check_history_lengths(_build(Params, raw, ""))
     except ConfigError as err:
         raise ConfigError(f"{path or 'params'}: {err}") from None
 
@@ -637,7 +637,25 @@ def config_from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
 
 def params_from_dict(raw: dict[str, Any]) -> Params:
     """Type-check a raw params mapping (as in params.yaml) into :class:`Params`."""
-    return _build(Params, raw, "")
+    return check_history_lengths(_build(Params, raw, ""))
+
+
+def check_history_lengths(params: Params) -> Params:
+    """The history length appears where each step needs it; these must agree, or a model is served prompts of
+    another length than it was trained on, or reads a shorter history than it prompts with."""
+    split, tasks, serve, feats = (params.split.max_history, params.tasks.max_history, params.serve.max_history,
+                                  params.features.history_len)
+    if tasks > split:
+        raise ConfigError(f"tasks.max_history={tasks} is longer than split.max_history={split}: the split keeps "
+                          f"only {split} items per history; set both to the same length")
+    if serve != tasks:
+        raise ConfigError(f"serve.max_history={serve} differs from tasks.max_history={tasks}: the predictor would "
+                          "prompt with another history length than the model was trained on; set them equal")
+    if feats < serve:
+        raise ConfigError(f"features.history_len={feats} is shorter than serve.max_history={serve}: a user-id "
+                          "request would read fewer items from Feast than the prompt shows; raise "
+                          "features.history_len")
+    return params
 
 
 def describe(cls: type = Params, prefix: str = "") -> list[tuple[str, Any, str]]:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from tiny_lm import CODEBOOK, LEVELS, code_token, random_index
 
 from lcrec.decode.beam_search import DecodeError, decode_batch, trie_beam_search
-from lcrec.decode.hf_generate import hf_processor_generate, hf_trie_generate, reference_generate
 from lcrec.decode.trie import CodeTrie
+from lcrec.testing.hf_generate import hf_processor_generate, hf_trie_generate, reference_generate
 
 MODES = ["shared", "expand"]
 

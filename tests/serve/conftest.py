@@ -12,7 +12,7 @@ os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 @pytest.fixture(scope="session")
 def tiny_serving(tmp_path_factory):
-    from lcrec.serve.tiny import build_tiny_serving_folder
+    from lcrec.testing.tiny_serving import build_tiny_serving_folder
 
     root = tmp_path_factory.mktemp("tiny_serving")
     info = build_tiny_serving_folder(root, n_items=30)

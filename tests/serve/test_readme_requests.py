@@ -35,7 +35,7 @@ def readme_server(tmp_path_factory):
     from lcrec.config import FeaturesConfig
     from lcrec.data.schema import write_tables
     from lcrec.features.store import build_feature_store
-    from lcrec.serve.tiny import build_tiny_serving_folder
+    from lcrec.testing.tiny_serving import build_tiny_serving_folder
 
     root = tmp_path_factory.mktemp("readme_server")
     info = build_tiny_serving_folder(root, item_ids=ITEM_IDS)

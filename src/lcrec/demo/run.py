@@ -3,7 +3,7 @@
 The same step functions the CLI, DVC and the KFP components call, in order, under one MLflow parent run; then
 (unless ``serve=False``) the predictor in a subprocess on 127.0.0.1, recommendations for a few test users, new
 items added through the re-index pipeline while it serves, and where a new item ranks
-(:func:`lcrec.serve.demo_client.run_serving_demo`).
+(:func:`lcrec.demo.serving.run_serving_demo`).
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def run_demo(params: Params, until: str | None = None, serve: bool = True, reind
              serve_options: dict | None = None) -> dict[str, dict]:
     """Run the pipeline steps of :data:`lcrec.steps.STEPS` (up to ``until``), print the summary, then (``serve``
     and every step ran) the serving demo with new items added through the KFP re-index pipeline
-    (``reindex="pipeline"``) or ``lcrec reindex`` (``"cli"``); ``serve_options`` go to :func:`lcrec.serve.demo_client.run_serving_demo` (users, new_items, show, k, timeout_s)."""
+    (``reindex="pipeline"``) or ``lcrec reindex`` (``"cli"``); ``serve_options`` go to :func:`lcrec.demo.serving.run_serving_demo` (users, new_items, show, k, timeout_s)."""
     from lcrec.tracking import pipeline_run
 
     names = [s.name for s in pipeline_steps()]
@@ -198,7 +198,7 @@ def run_demo(params: Params, until: str | None = None, serve: bool = True, reind
     for line in _summary_lines(stats, params):
         print("  " + line)
     if serve and until in (None, names[-1]):
-        from lcrec.serve.demo_client import run_serving_demo
+        from lcrec.demo.serving import run_serving_demo
 
         print("\n==> serve", flush=True)
         started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from lcrec.serve.demo_client import edition_items, free_port
+from lcrec.demo.serving import edition_items, free_port
 
 ITEMS = pd.DataFrame({"item_id": ["1", "2", "3"], "title": ["Toy Story (1995)", "Heat (1995)", "Se7en (1995)"],
                       "categories": ["Animation, Comedy", "Action, Crime", "Crime, Thriller"]})
