@@ -257,7 +257,7 @@ def test_missing_repo_config_says_what_to_do(tmp_path):
 def _features(tmp_path, crash_at=None):
     params = tmp_path / "params.yaml"
     params.write_text(f"paths:\n  work_dir: {tmp_path / 'work'}\n  feature_repo: {tmp_path / 'repo'}\n"
-                      "tracking:\n  enabled: false\nfeatures:\n  history_len: 4\n")
+                      "tracking:\n  enabled: false\n")
     env = {**os.environ}
     env.pop(store.CRASH_ENV, None)
     if crash_at:

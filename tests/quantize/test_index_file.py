@@ -44,3 +44,21 @@ def test_bad_tokens_and_duplicates_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="duplicate"):
         write_index(tmp_path, CodeIndex(["x", "x"], np.array([[0], [1]]), 2), "q")
     assert code_tokens(np.array([[3, 4]])) == [["<a_3>", "<b_4>"]]
+
+
+def test_every_reader_goes_through_the_checked_reader(tmp_path):
+    from lcrec.features.frames import read_index_codes
+    from lcrec.quantize.index_file import read_code_lists, read_code_strings
+    from lcrec.tasks.tasks import load_index
+
+    write_index(tmp_path, _index(), "q")
+    assert read_code_lists(tmp_path / "index.json")["i1"] == ["<a_12>", "<b_201>", "<c_7>", "<d_88>"]
+    assert read_code_strings(tmp_path) == load_index(tmp_path / "index.json") == read_index_codes(tmp_path / "index.json")
+    (tmp_path / "index.json").write_text(json.dumps({"i1": ["<a_1>", "<b_1>", "<c_1>", "<d_1>"]}))
+    for reader in (read_code_strings, load_index, read_index_codes):  # tasks, features, evaluate: same check
+        with pytest.raises(ValueError, match="sha256 differs"):
+            reader(tmp_path / "index.json")
+    (tmp_path / "index_meta.json").unlink()
+    (tmp_path / "index.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_code_strings(tmp_path)

@@ -28,6 +28,7 @@ from typing import Any
 
 from lcrec.config import DecodeConfig, EvaluateConfig, Params, TasksConfig
 from lcrec.evaluate.metrics import list_diversity, metric_names, ranking_metrics
+from lcrec.quantize.index_file import read_code_lists
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
     device = resolve_device(cfg.device)
     model, tok = load_trained(model_dir, dtype=_resolve_dtype(cfg.dtype, device), merge=True)
     model = model.to(device)
-    index = json.loads(Path(index_path).read_text())
+    index = read_code_lists(index_path)
     trie = CodeTrie.from_index(index, tok)
     catalogue = set(index)
 

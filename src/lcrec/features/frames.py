@@ -8,7 +8,6 @@ newer one wins when two rows share an event time).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,31 +44,10 @@ def _utc_seconds(seconds: pd.Series) -> pd.Series:
 
 # --------------------------------------------------------------------------------------------------- index
 def read_index_codes(index_path: Path) -> dict[str, str]:
-    """``index.json`` ({item_id: ["<a_1>", "<b_2>", ...]}) -> {item_id: "<a_1><b_2>..."}."""
-    index_path = Path(index_path)
-    try:
-        raw = json.loads(index_path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{index_path} does not exist: run `lcrec quantize` first (it writes index.json)"
-        ) from None
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{index_path} is not valid JSON ({err}); rebuild it with `lcrec quantize`"
-        ) from None
-    if not isinstance(raw, dict):
-        raise ValueError(
-            f"{index_path}: expected a mapping item_id -> list of code tokens, got {type(raw).__name__}"
-        )
-    codes = {}
-    for item_id, tokens in raw.items():
-        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-            raise ValueError(
-                f"{index_path}: item {item_id!r} maps to {tokens!r}; every value must be a list of code tokens "
-                'like ["<a_12>", "<b_201>"]'
-            )
-        codes[str(item_id)] = "".join(tokens)
-    return codes
+    """``index.json`` -> {item_id: "<a_1><b_2>..."} (:func:`lcrec.quantize.index_file.read_code_strings`)."""
+    from lcrec.quantize.index_file import read_code_strings
+
+    return read_code_strings(index_path)
 
 
 def index_version(index_path: Path | None) -> str:

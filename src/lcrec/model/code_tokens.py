@@ -13,12 +13,11 @@ separately when they are not tied; SmolLM2 ties them, so one write covers both.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-CODE_TOKEN = re.compile(r"<([a-z])_(\d+)>")
+from lcrec.quantize.index_file import CODE_TOKEN  # the one code-token pattern
 
 
 def _order(token: str) -> tuple[str, int]:

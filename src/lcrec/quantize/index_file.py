@@ -24,7 +24,7 @@ import numpy as np
 
 INDEX = "index.json"
 META = "index_meta.json"
-_TOKEN = re.compile(r"<([a-z])_(\d+)>")
+CODE_TOKEN = re.compile(r"<([a-z])_(\d+)>")  # the one pattern of an item code token: level letter, code
 
 
 def code_token(level: int, code: int) -> str:
@@ -39,11 +39,22 @@ def code_tokens(codes: np.ndarray) -> list[list[str]]:
 def parse_tokens(tokens: list[str], where: str = "") -> list[int]:
     out = []
     for level, tok in enumerate(tokens):
-        m = _TOKEN.fullmatch(tok)
+        m = CODE_TOKEN.fullmatch(tok)
         if not m or ord(m.group(1)) - ord("a") != level:
             raise ValueError(f"{where}: token {tok!r} at level {level} is not of the form <{chr(ord('a') + level)}_N>")
         out.append(int(m.group(2)))
     return out
+
+
+def read_code_lists(index_path: str | Path) -> dict[str, list[str]]:
+    """{item_id: ["<a_1>", "<b_2>", ...]} from an index folder or its index.json (hash-checked)."""
+    index = read_index(index_path)
+    return dict(zip(index.item_ids, code_tokens(index.codes), strict=True))
+
+
+def read_code_strings(index_path: str | Path) -> dict[str, str]:
+    """{item_id: "<a_1><b_2>..."}: the code string a prompt shows, from an index folder or its index.json."""
+    return {item: "".join(tokens) for item, tokens in read_code_lists(index_path).items()}
 
 
 @dataclass
@@ -117,21 +128,34 @@ def write_index(
 
 
 def read_index(index_dir: str | Path, verify: bool = True) -> CodeIndex:
-    """Read index.json (+ index_meta.json when present) into a :class:`CodeIndex`."""
+    """Read index.json (+ index_meta.json when present, whose sha256 it must match) into a :class:`CodeIndex`.
+    ``index_dir`` is the index folder or the index.json in it. Every reader of the index goes through here."""
     index_dir = Path(index_dir)
-    path = index_dir / INDEX
+    if index_dir.suffix == ".json":  # the index file itself (its metadata, if any, lies beside it)
+        index_dir, path = index_dir.parent, index_dir
+    else:
+        path = index_dir / INDEX
     if not path.exists():
         raise FileNotFoundError(f"{path}: no item index; run `lcrec quantize` first")
     data = path.read_bytes()
     meta: dict[str, Any] = {}
-    if (index_dir / META).exists():
+    if path.name == INDEX and (index_dir / META).exists():
         meta = json.loads((index_dir / META).read_text())
         if verify and meta.get("index_sha256") and meta["index_sha256"] != hashlib.sha256(data).hexdigest():
             raise ValueError(
                 f"{path} does not match {index_dir / META} (sha256 differs): the index was edited or a write was "
                 "interrupted; re-run `lcrec quantize` or restore both files together"
             )
-    mapping = json.loads(data)
+    try:
+        mapping = json.loads(data)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); rebuild it with `lcrec quantize`") from None
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{path}: expected a mapping item_id -> list of code tokens, got {type(mapping).__name__}")
+    for item, tokens in mapping.items():
+        if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
+            raise ValueError(f"{path}: item {item!r} maps to {tokens!r}; expected a list of code tokens "
+                             'such as ["<a_12>", "<b_201>", "<c_7>", "<d_88>"]')
     ids = list(mapping)
     codes = np.asarray([parse_tokens(mapping[i], f"{path}: item {i}") for i in ids], dtype=np.int64)
     if codes.ndim != 2:

@@ -52,18 +52,10 @@ def read_split_rows(path: Path) -> list[TrainRow]:
 
 
 def load_index(index_path: Path) -> dict[str, str]:
-    """index.json (``{"item": ["<a_1>", "<b_2>", ...]}``) -> item id -> code string."""
-    index_path = Path(index_path)
-    if not index_path.exists():
-        raise FileNotFoundError(f"{index_path} does not exist: run `lcrec quantize` first (it writes index.json)")
-    raw = json.loads(index_path.read_text())
-    codes = {}
-    for item, tokens in raw.items():
-        if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
-            raise ValueError(f"{index_path}: item {item!r} maps to {tokens!r}; expected a list of code tokens "
-                             'such as ["<a_12>", "<b_201>", "<c_7>", "<d_88>"]')
-        codes[str(item)] = "".join(tokens)
-    return codes
+    """index.json -> item id -> code string (:func:`lcrec.quantize.index_file.read_code_strings`)."""
+    from lcrec.quantize.index_file import read_code_strings
+
+    return read_code_strings(index_path)
 
 
 def load_items(split_dir: Path) -> dict[str, ItemInfo]:

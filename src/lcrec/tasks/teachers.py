@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Protocol
 
 from lcrec.config import TeacherConfig
+from lcrec.quantize.index_file import CODE_TOKEN
 from lcrec.tasks.context import YEAR_IN_TITLE, ItemInfo
 
 log = logging.getLogger(__name__)
 
 KINDS = ("preference", "intention")
-CODE_TOKEN = re.compile(r"<[a-z]_\d+>")
 MAX_TEXT_CHARS = 600
 
 
