@@ -154,9 +154,10 @@ class PerTasksConfig:
 
 @dataclass
 class NegTasksConfig:
-    ratio: float = knob(
-        0.25, "NEG examples per training prefix (0.25 = one 'dislike' example per four positive prefixes, 1:4; "
-        "0.33 = 1:3). Values above 1 give several negatives per prefix.",
+    per_positive: float = knob(
+        3.0, "NEG ('dislike') examples per positive example: 3.0 = 1 positive : 3 negatives (Semantic Convergence), "
+        "0.25 = one negative per four positives. Positives are the next-item examples built (SEQ prefixes, SEQ-all "
+        "windows), or the training prefixes when neither family is on.",
     )
     sampler: str = knob("uniform", "How negatives are drawn from items the user never touched: uniform | dissimilar "
                         "(prefer items sharing no category with the history).")

@@ -5,16 +5,28 @@ from lcrec.config import NegTasksConfig
 from lcrec.tasks.neg import build_neg_tasks
 
 
-@pytest.mark.parametrize(("ratio", "expected"), [(0.0, 0), (0.25, 2), (1 / 3, 2), (0.5, 3), (1.0, 6), (3.0, 18),
-                                                 (3.5, 21)])
-def test_ratio_honoured(ctx, ratio, expected):
-    # 6 training prefixes in the fixture
-    assert len(build_neg_tasks(NegTasksConfig(ratio=ratio), ctx)) == expected
+@pytest.mark.parametrize(("per_positive", "expected"), [(0.0, 0), (0.25, 2), (1 / 3, 2), (0.5, 3), (1.0, 6), (3.0, 18),
+                                                        (3.5, 21)])
+def test_negatives_per_positive_honoured(ctx, per_positive, expected):
+    # 6 training prefixes in the fixture and no positive family built: the prefixes are the positives
+    assert len(build_neg_tasks(NegTasksConfig(per_positive=per_positive), ctx)) == expected
+
+
+def test_default_is_three_negatives_per_positive(ctx):
+    assert NegTasksConfig().per_positive == 3.0
+    assert len(build_neg_tasks(NegTasksConfig(), ctx)) == 3 * 6
+
+
+def test_sized_from_the_positives_built(ctx):
+    ctx.positives = 2  # e.g. two SEQ-all windows: 1:3 gives 6 negatives over the 6 prefixes, one each
+    exs = build_neg_tasks(NegTasksConfig(per_positive=3.0), ctx)
+    assert len(exs) == 6
+    assert len({(e.user_id, e.values["history"]) for e in exs}) == 6
 
 
 @pytest.mark.parametrize("sampler", ["uniform", "dissimilar"])
 def test_negatives_never_in_the_users_items(ctx, sampler):
-    exs = build_neg_tasks(NegTasksConfig(ratio=4.0, sampler=sampler), ctx)
+    exs = build_neg_tasks(NegTasksConfig(per_positive=4.0, sampler=sampler), ctx)
     assert len(exs) == 24
     for ex in exs:
         assert ex.task == "neg.dislike"
@@ -24,7 +36,7 @@ def test_negatives_never_in_the_users_items(ctx, sampler):
 
 
 def test_every_prefix_used_evenly_when_ratio_is_whole(ctx):
-    exs = build_neg_tasks(NegTasksConfig(ratio=2.0), ctx)
+    exs = build_neg_tasks(NegTasksConfig(per_positive=2.0), ctx)
     by_prefix = {}
     for ex in exs:
         by_prefix[(ex.user_id, ex.values["history"])] = by_prefix.get((ex.user_id, ex.values["history"]), 0) + 1
@@ -32,7 +44,7 @@ def test_every_prefix_used_evenly_when_ratio_is_whole(ctx):
 
 
 def test_dissimilar_sampler_avoids_shared_categories(ctx):
-    exs = build_neg_tasks(NegTasksConfig(ratio=4.0, sampler="dissimilar"), ctx)
+    exs = build_neg_tasks(NegTasksConfig(per_positive=4.0, sampler="dissimilar"), ctx)
     for ex in exs:
         shown = [i for i in ctx.codes if ctx.codes[i] in ex.values["history"].split(", ")]
         cats = {c for i in shown for c in ctx.info(i).categories}
@@ -42,22 +54,22 @@ def test_dissimilar_sampler_avoids_shared_categories(ctx):
 
 
 def test_seeded_and_deterministic(ctx):
-    a = build_neg_tasks(NegTasksConfig(ratio=2.0), ctx)
-    b = build_neg_tasks(NegTasksConfig(ratio=2.0), ctx)
+    a = build_neg_tasks(NegTasksConfig(per_positive=2.0), ctx)
+    b = build_neg_tasks(NegTasksConfig(per_positive=2.0), ctx)
     assert a == b
     ctx.seed = 8
-    c = build_neg_tasks(NegTasksConfig(ratio=2.0), ctx)
+    c = build_neg_tasks(NegTasksConfig(per_positive=2.0), ctx)
     assert [e.target_item for e in c] != [e.target_item for e in a]
 
 
 def test_user_who_touched_everything_gets_no_negative(ctx):
     ctx.known_items["u3"] = set(MOVIES)
-    exs = build_neg_tasks(NegTasksConfig(ratio=1.0), ctx)
+    exs = build_neg_tasks(NegTasksConfig(per_positive=1.0), ctx)
     assert len(exs) == 5 and "u3" not in {e.user_id for e in exs}
 
 
 def test_bad_settings_are_named(ctx):
     with pytest.raises(ValueError, match="tasks.neg.sampler"):
         build_neg_tasks(NegTasksConfig(sampler="popular"), ctx)
-    with pytest.raises(ValueError, match="tasks.neg.ratio"):
-        build_neg_tasks(NegTasksConfig(ratio=-1), ctx)
+    with pytest.raises(ValueError, match="tasks.neg.per_positive"):
+        build_neg_tasks(NegTasksConfig(per_positive=-1), ctx)

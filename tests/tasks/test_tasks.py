@@ -50,7 +50,8 @@ def test_every_family_builds_and_no_prompt_leaks(fixture_dirs):
         "ite.query2index", "ite.history_query2index", "per.preference", "neg.dislike"}
     for rows in (train, valid, test):
         _assert_no_leak(rows)
-    assert stats["train_rows"] == len(train) == 2 * (6 + 20 + 18 + 6 + 2 + 2)  # 2 epochs
+    # 2 epochs of SEQ 6, MUT 20, ASY 18, ITE 6, PER 2 and NEG 18 (3 negatives for each of the 6 SEQ positives)
+    assert stats["train_rows"] == len(train) == 2 * (6 + 20 + 18 + 6 + 2 + 18)
     assert {r["epoch"] for r in train} == {0, 1}
 
 
@@ -161,7 +162,8 @@ def test_missing_inputs_point_at_the_step(tmp_path):
 def test_run_tasks_logs_the_mix_to_mlflow(fixture_dirs):
     work = fixture_dirs["split"].parent
     params = Params(paths=PathsConfig(work_dir=str(work)), tracking=TrackingConfig(experiment="t"),
-                    tasks=TasksConfig(families=["seq", "neg"], epochs=1))
+                    tasks=TasksConfig(families=["seq", "neg"], epochs=1,
+                                                     neg=NegTasksConfig(per_positive=0.25)))
     stats = run_tasks(params)
     from mlflow.tracking import MlflowClient
 
@@ -171,7 +173,7 @@ def test_run_tasks_logs_the_mix_to_mlflow(fixture_dirs):
     (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
     assert run.data.metrics["train.rows.seq"] == 6.0 == stats["train.rows.seq"]
     assert run.data.metrics["train.rows.neg.dislike"] == 2.0
-    assert run.data.params["neg.ratio"] == "0.25"
+    assert run.data.params["neg.per_positive"] == "0.25"
     assert "mix.json" in [a.path for a in client.list_artifacts(run.info.run_id)]
 
 
@@ -193,9 +195,17 @@ def test_items_without_codes_stay_out_of_mut_and_negatives(fixture_dirs):
     extra = pd.DataFrame([{"item_id": "99", "title": "Unindexed (2001)", "description": "", "categories": "Drama",
                            "brand": "", "text": ""}])
     pd.concat([items, extra]).to_parquet(fixture_dirs["split"] / "items.parquet", index=False)
-    _, train, _, _ = _build(fixture_dirs, neg=NegTasksConfig(ratio=3.0))
+    _, train, _, _ = _build(fixture_dirs, neg=NegTasksConfig(per_positive=3.0))
     assert "99" not in {r["target_item"] for r in train}
     assert {r["target_item"] for r in train if r["task"].startswith("mut.")} == set(MOVIES)
+
+
+@pytest.mark.parametrize("families", [["neg", "seqall"], ["seqall", "neg"]])
+def test_negatives_follow_the_positive_windows_whatever_the_family_order(fixture_dirs, families):
+    stats, train, _, _ = _build(fixture_dirs, families=families, epochs=1, neg=NegTasksConfig(per_positive=3.0))
+    windows = sum(r["task"] == "seqall" for r in train)
+    assert windows > 0
+    assert sum(r["task"] == "neg.dislike" for r in train) == 3 * windows
 
 
 def test_a_task_can_have_its_own_epochs(fixture_dirs):

@@ -123,6 +123,7 @@ class TaskContext:
     intentions: dict[str, list[Intention]] = field(default_factory=dict)
     max_history: int = 20
     seed: int = 2024
+    positives: int = 0  # next-item examples built by the positive families (set before NEG-like families run)
 
     def code(self, item_id: str) -> str:
         try:

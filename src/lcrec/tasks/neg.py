@@ -1,8 +1,11 @@
 """NEG: history -> an item the user is unlikely to want ("what will the user dislike").
 
-``round(ratio * number of training prefixes)`` examples; each takes a training prefix drawn with the seed and a
-negative item drawn from indexed items the user never touched (not in their history, their targets, nor their
-valid/test items). ``sampler=dissimilar`` prefers items sharing no category with the shown history.
+``per_positive`` negatives for every positive: ``round(per_positive * positives)`` examples, where the positives are
+the next-item examples the run's positive families built (SEQ's prefixes, SEQ-all's windows) or, with neither
+family on, the training prefixes. The default 3.0 is Semantic Convergence's 1 positive : 3 negatives. Each example
+takes a training prefix drawn with the seed (every prefix ``floor(n / prefixes)`` times, the rest without repeats)
+and a negative item drawn from indexed items the user never touched (not in their history, their targets, nor
+their valid/test items). ``sampler=dissimilar`` prefers items sharing no category with the shown history.
 """
 
 from __future__ import annotations
@@ -41,16 +44,18 @@ def _draw_negative(rng: random.Random, pool: list[str], avoid: set[str], ctx: Ta
 def build_neg_tasks(cfg: NegTasksConfig, ctx: TaskContext) -> list[TaskExample]:
     if cfg.sampler not in SAMPLERS:
         raise ValueError(f"tasks.neg.sampler is {cfg.sampler!r}; use one of {', '.join(SAMPLERS)}")
-    if cfg.ratio < 0:
-        raise ValueError(f"tasks.neg.ratio is {cfg.ratio}; it must be >= 0 (0.25 = one NEG example per 4 prefixes)")
+    if cfg.per_positive < 0:
+        raise ValueError(f"tasks.neg.per_positive is {cfg.per_positive}; it must be >= 0 (negatives per positive "
+                         "example: 3.0 = 1:3, 0.25 = one negative per four positives, 0 = none)")
     rows = [r for r in ctx.train if r.history]
-    n = math.floor(cfg.ratio * len(rows) + 0.5)  # half rounds up (1:4 of 6 prefixes -> 2)
+    positives = ctx.positives or len(rows)
+    n = math.floor(cfg.per_positive * positives + 0.5)  # half rounds up (0.25 of 6 positives -> 2)
     if n == 0 or not rows:
         return []
     rng = random.Random(f"{ctx.seed}:neg")
     if n <= len(rows):
         picked: list[TrainRow] = [rows[i] for i in sorted(rng.sample(range(len(rows)), n))]
-    else:  # several negatives per prefix: every prefix floor(ratio) times, the rest drawn without repeats
+    else:  # several negatives per prefix: every prefix whole times, the rest drawn without repeats
         whole, rest = divmod(n, len(rows))
         extra = set(rng.sample(range(len(rows)), rest))
         picked = [r for i, r in enumerate(rows) for _ in range(whole + (i in extra))]
@@ -70,4 +75,5 @@ def build_neg_tasks(cfg: NegTasksConfig, ctx: TaskContext) -> list[TaskExample]:
     return out
 
 
-register_task_family(name="neg", config_cls=NegTasksConfig, build=build_neg_tasks, tasks=("neg.dislike",))
+register_task_family(name="neg", config_cls=NegTasksConfig, build=build_neg_tasks, tasks=("neg.dislike",),
+                    per_positive=True)

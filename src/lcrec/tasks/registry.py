@@ -24,15 +24,19 @@ class TaskFamily:
     build: Builder
     tasks: tuple[str, ...]
     needs: tuple[str, ...] = ()  # teacher texts the family reads: "preference", "intention"
+    positive: bool = False  # its examples are next-item positives (SEQ prefixes, SEQ-all windows)
+    per_positive: bool = False  # sized from the positives: built after them, reads ``TaskContext.positives``
 
 
 FAMILIES: dict[str, TaskFamily] = {}
 
 
 def register_task_family(name: str, config_cls: type, build: Builder, tasks: tuple[str, ...],
-                         needs: tuple[str, ...] = ()) -> TaskFamily:
-    """Register a family of tasks; ``tasks`` are the task names its examples carry (each has a template pool)."""
-    family = TaskFamily(name, config_cls, build, tuple(tasks), tuple(needs))
+                         needs: tuple[str, ...] = (), positive: bool = False, per_positive: bool = False) -> TaskFamily:
+    """Register a family of tasks; ``tasks`` are the task names its examples carry (each has a template pool).
+    ``positive`` marks a next-item family whose examples count as positives; a ``per_positive`` family is built
+    after every other one and reads how many positives they built (``TaskContext.positives``)."""
+    family = TaskFamily(name, config_cls, build, tuple(tasks), tuple(needs), positive, per_positive)
     FAMILIES[name] = family
     return family
 

@@ -30,4 +30,5 @@ def build_seq_tasks(cfg: SeqTasksConfig, ctx: TaskContext) -> list[TaskExample]:
             for row in ctx.train if len(row.history) >= max(cfg.min_history, 1)]
 
 
-register_task_family(name="seq", config_cls=SeqTasksConfig, build=build_seq_tasks, tasks=("seq",))
+register_task_family(name="seq", config_cls=SeqTasksConfig, build=build_seq_tasks, tasks=("seq",),
+                    positive=True)

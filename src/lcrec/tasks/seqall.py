@@ -67,4 +67,5 @@ def build_seqall_tasks(cfg: SeqAllTasksConfig, ctx: TaskContext) -> list[TaskExa
     return out
 
 
-register_task_family(name="seqall", config_cls=SeqAllTasksConfig, build=build_seqall_tasks, tasks=("seqall",))
+register_task_family(name="seqall", config_cls=SeqAllTasksConfig, build=build_seqall_tasks, tasks=("seqall",),
+                    positive=True)

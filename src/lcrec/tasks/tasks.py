@@ -221,7 +221,9 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
 
     mix = TaskMix()
     examples: dict[str, list[TaskExample]] = {}
-    for family in families:
+    for family in sorted(families, key=lambda f: f.per_positive):  # families sized from positives come last
+        if family.per_positive:
+            ctx.positives = sum(len(examples[t]) for f in families if f.positive for t in f.tasks)
         for task in family.tasks:
             examples.setdefault(task, [])
         for ex in family.build(getattr(cfg, family.name), ctx):
