@@ -159,19 +159,6 @@ def test_settings_errors(model, tokenizer, prompts):
         decode_batch(model, trie.to_tensors("cpu"), ids, torch.tensor([[1, 1, 0]]), 5, 5)
 
 
-def test_config_driven_search_matches_explicit_arguments(model, tokenizer, prompts):
-    from lcrec.config import load_params
-    from lcrec.decode.beam_search import beam_search_from_config
-
-    cfg = load_params(None, ["decode.beam_width=6", "decode.top_k=4", "decode.batch_size=2"]).decode
-    trie = CodeTrie.from_index(random_index(60, seed=9), tokenizer)
-    via_cfg = beam_search_from_config(model, trie, prompts, cfg, progress=False)
-    direct = trie_beam_search(model, trie, prompts, beam_width=6, top_k=4, batch_size=2)
-    assert as_lists(via_cfg) == as_lists(direct)
-    assert all(len(r) == 4 for r in via_cfg.recommendations)
-    assert via_cfg.stats["users"] == len(prompts) and via_cfg.stats["users_per_s"] > 0
-
-
 @pytest.mark.parametrize("kv_mode", MODES)
 def test_level_normalised_scores_equal_exhaustive_level_softmax(model, tokenizer, prompts, kv_mode):
     """A model trained with train.code_loss=level is decoded with a softmax over each level's code tokens."""

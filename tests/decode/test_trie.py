@@ -91,6 +91,26 @@ def test_incremental_add_grows_tables_and_matches_a_fresh_build():
         assert trie.items(code) == (item,)
 
 
+def test_copy_takes_new_items_while_the_original_stays_as_it_was():
+    codes = _codes(120, 3, 0, seed=5)
+    items = list(codes.items())
+    original = CodeTrie.from_sequences(dict(items[:60]))
+    served = original.to_tensors("cpu")
+    before = {d: served.children[d].tolist() for d in range(3)}
+    copy = original.copy()
+    for item, code in items[60:]:
+        copy.add(item, code)
+    assert len(original) == 60 and len(copy) == 120
+    assert all(item not in original for item, _ in items[60:])
+    assert original.to_tensors("cpu") is served  # the original's tables and tensors untouched
+    assert {d: served.children[d].tolist() for d in range(3)} == before
+    fresh = CodeTrie.from_sequences(codes)
+    for d in range(3):
+        assert copy.to_tensors("cpu").children[d].tolist() == fresh.to_tensors("cpu").children[d].tolist()
+    for item, code in codes.items():
+        assert copy.items(code) == (item,) and copy.code_of(item) == code
+
+
 def test_tensor_tables_agree_with_allowed():
     codes = _codes(60, 3, 50, seed=3)
     trie = CodeTrie.from_sequences(codes)

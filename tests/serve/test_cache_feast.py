@@ -34,7 +34,8 @@ def feast_store(tiny_serving, tmp_path_factory):
 def test_cache_rows_round_trip_through_feast(tiny_serving, feast_store):
     from lcrec.features.frames import history_hash
     from lcrec.serve import index_store
-    from lcrec.serve.cache import TopKCache, cache_answer, do_cache_topk, shown_history
+    from lcrec.serve.cache import TopKCache, cache_answer, do_cache_topk
+    from lcrec.serve.recommend import shown_history
     from lcrec.serve.model_version import load_index_state, load_served_model
 
     folder = Path(tiny_serving["folder"])

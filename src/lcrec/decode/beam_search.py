@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lcrec.config import DecodeConfig
 from lcrec.decode.trie import CodeTrie, TrieTensors
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -347,20 +346,3 @@ def trie_beam_search(
     seconds = time.perf_counter() - started
     stats = {"users": float(len(prompts)), "seconds": seconds, "users_per_s": len(prompts) / max(seconds, 1e-9)}
     return DecodeResult(out, stats)
-
-
-def beam_search_from_config(
-    model: Any, trie: CodeTrie, prompts: Sequence[Sequence[int]], cfg: DecodeConfig, progress: bool = True
-) -> DecodeResult:
-    """:func:`trie_beam_search` with the settings of the ``decode`` section of params.yaml."""
-    return trie_beam_search(
-        model,
-        trie,
-        prompts,
-        beam_width=cfg.beam_width,
-        top_k=cfg.top_k,
-        batch_size=cfg.batch_size,
-        kv_mode=cfg.kv_mode,
-        sort_by_length=cfg.sort_by_length,
-        progress=progress,
-    )

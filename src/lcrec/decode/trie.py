@@ -179,6 +179,22 @@ class CodeTrie:
         self.version += 1
         return node
 
+    def copy(self) -> CodeTrie:
+        """An independent trie with the same items (tables and leaves copied, tensor cache empty): add to the
+        copy while the original keeps serving."""
+        other = CodeTrie.__new__(CodeTrie)
+        other.depth = self.depth
+        other._level_tokens = [list(t) for t in self._level_tokens]
+        other._column = [dict(c) for c in self._column]
+        other._n_nodes = list(self._n_nodes)
+        other._tables = [t.copy() for t in self._tables]
+        other._leaf_items = [list(items) for items in self._leaf_items]
+        other._leaf_code = list(self._leaf_code)
+        other._item_leaf = dict(self._item_leaf)
+        other.version = self.version
+        other._tensor_cache = {}
+        return other
+
     def _ensure(self, d: int, row: int, col: int) -> np.ndarray:
         """Grow table ``d`` (doubling) so that cell (row, col) exists."""
         table = self._tables[d]

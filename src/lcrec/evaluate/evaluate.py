@@ -74,12 +74,13 @@ def summarize(per_group: dict[str, dict[str, float]], names: Sequence[str]) -> d
 # --------------------------------------------------------------------------------------------------- ranking
 def rank_rows(model: Any, tok: Any, trie: Any, rows: list[dict[str, Any]], decode: DecodeConfig, ks: Sequence[int],
               group_key: str = "template", progress: bool = True) -> tuple[dict[str, dict[str, float]], list, dict]:
-    """Beam-search every row's prompt; metrics per ``group_key`` value. Returns (per-group metrics, ranked groups
+    """Rank every row's prompt through the serving core; metrics per ``group_key`` value. Returns (per-group metrics, ranked groups
     per row, decode stats)."""
-    from lcrec.decode.beam_search import beam_search_from_config
+    from lcrec.serve.recommend import rank_prompts
 
     prompts = [tok(r["instruction"], add_special_tokens=True)["input_ids"] for r in rows]
-    result = beam_search_from_config(model, trie, prompts, decode, progress=progress)
+    result = rank_prompts(model, trie, prompts, decode.beam_width, decode.top_k, decode.batch_size, decode.kv_mode,
+                          decode.sort_by_length, progress)
     ranked = result.ranked_groups()
     by_group: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):

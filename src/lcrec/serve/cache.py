@@ -2,7 +2,7 @@
 
 A cache row is ``(user_id, item_ids, scores, index_version, history_hash)``. The predictor answers from a row
 only when both keys still hold: ``history_hash`` equals the hash of the history the request would put in the
-prompt (the last ``max_history`` items; :func:`lcrec.features.frames.history_hash`) and ``index_version`` is the
+prompt (the last ``max_history`` items; :func:`lcrec.serve.recommend.history_prompt`) and ``index_version`` is the
 version being served. After a re-index every older row is stale (the new items could outrank cached ones), so
 the user is decoded again. Rows that cannot give ``k`` items once the request's exclusions are removed are
 not used either.
@@ -11,8 +11,8 @@ not used either.
 milliseconds; the target for a cached answer is a few ms end to end). A decode's result goes into the memory
 copy too, so a user asking again with the same history is answered from memory.
 
-:func:`do_cache_topk` is the batch command (``lcrec cache-topk``): users' histories -> batched trie beam search
--> rows pushed to the Feast online store.
+:func:`do_cache_topk` is the batch command (``lcrec cache-topk``): users' histories -> the serving core
+(:mod:`lcrec.serve.recommend`) -> rows pushed to the Feast online store.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from lcrec.features.frames import history_hash
 
 if TYPE_CHECKING:  # pragma: no cover
     from lcrec.serve.model_version import IndexState, ServedModel
@@ -38,12 +36,6 @@ class CacheEntry:
     scores: tuple[float, ...]
     index_version: str
     history_hash: str
-
-
-def shown_history(history: Sequence[str], max_history: int) -> list[str]:
-    """The part of a history that goes into the prompt (and into the cache key)."""
-    history = list(history)
-    return history[-max_history:] if max_history > 0 else history
 
 
 def cache_answer(entry: CacheEntry | None, hist_hash: str, index_version: str, k: int,
@@ -114,35 +106,17 @@ class TopKCache:
 def compute_topk_rows(served: ServedModel, state: IndexState, histories: Mapping[str, Sequence[str]],
                       top_k: int, beam_width: int, batch_size: int = 64, kv_mode: str = "shared",
                       progress: bool = True, exclude_history: bool = False) -> list[dict[str, Any]]:
-    """Cache rows for ``{user_id: history}`` with the batched trie beam search (unknown history items dropped;
-    users left with no history skipped). ``exclude_history`` widens the search by the shown history's length
-    and leaves those items out of the row, as the predictor does for ``serve.exclude_history``."""
-    from lcrec.decode.beam_search import trie_beam_search
+    """Cache rows for ``{user_id: history}`` through the serving core (unknown history items dropped; users left
+    with no history skipped). ``exclude_history`` leaves the shown items out of the row, as the predictor does
+    for ``serve.exclude_history``."""
+    from lcrec.serve.recommend import rank_histories
 
-    users, prompts, hashes, shown_lists = [], [], [], []
-    for uid, hist in histories.items():
-        known = [i for i in hist if i in state]
-        shown = shown_history(known, served.max_history)
-        if not shown:
-            continue
-        users.append(str(uid))
-        shown_lists.append(shown)
-        prompts.append(served.prompt_ids([state.codes[i] for i in shown]))
-        hashes.append(history_hash(shown))
-    if not users:
-        return []
-    extra = served.max_history if exclude_history else 0
-    wide = top_k + extra
-    result = trie_beam_search(served.model, state.trie, prompts, beam_width=max(beam_width, wide), top_k=wide,
-                              batch_size=batch_size, kv_mode=kv_mode, progress=progress)
-    rows = []
-    for uid, hh, recs, shown in zip(users, hashes, result.recommendations, shown_lists, strict=True):
-        drop = set(shown) if exclude_history else set()
-        pairs = [(i, r.score) for r in recs for i in r.items if i not in drop][:top_k]
-        ids, scores = [i for i, _ in pairs], [sc for _, sc in pairs]
-        rows.append({"user_id": uid, "item_ids": ids, "scores": scores, "index_version": state.version,
-                     "history_hash": hh})
-    return rows
+    users = [str(u) for u in histories]
+    ranked = rank_histories(served, state, list(histories.values()), top_k, beam_width, batch_size, kv_mode,
+                            exclude_history, progress)
+    return [{"user_id": uid, "item_ids": [i for i, _ in r.items], "scores": [s for _, s in r.items],
+             "index_version": state.version, "history_hash": r.prompt.history_hash}
+            for uid, r in zip(users, ranked, strict=True) if r is not None]
 
 
 def do_cache_topk(served: ServedModel, state: IndexState, histories: Mapping[str, Sequence[str]], store: Any,
@@ -192,18 +166,14 @@ def run_cache_topk(params: Any, users_path: str | None = None) -> dict[str, Any]
     from pathlib import Path
 
     from lcrec.features.store import open_store
-    from lcrec.model.device import resolve_device
     from lcrec.serve import index_store
-    from lcrec.serve.model_version import load_index_state, load_served_model
+    from lcrec.serve.recommend import load_serving
     from lcrec.serve.server import index_root, serving_folder
     from lcrec.tracking import log_step
 
     cfg = params.serve
     folder = serving_folder(params)
-    served = load_served_model(folder, device=resolve_device(cfg.device), dtype=cfg.dtype)
-    served.use_template(cfg.template)
-    served.max_history = cfg.max_history
-    state = load_index_state(index_store.current_dir(index_root(cfg, folder)), served.tokenizer)
+    served, state = load_serving(folder, index_store.current_dir(index_root(cfg, folder)), cfg)
     store = open_store(Path(params.paths.feature_repo))
     histories = read_histories(params, store, users_path)
     stats = do_cache_topk(served, state, histories, store, cfg.cache_top_k, max(cfg.beam_width, cfg.cache_top_k),

@@ -16,7 +16,6 @@ tokens as the training collator does.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -90,10 +89,7 @@ def load_index_state(folder: str | Path, tokenizer: Any, previous: IndexState | 
     trie: CodeTrie | None = None
     if (previous is not None and previous.trie.depth == index.num_levels
             and all(codes.get(i) == c for i, c in previous.codes.items())):  # same lineage: only adds
-        state = {k: v for k, v in previous.trie.__dict__.items() if k != "_tensor_cache"}
-        trie = CodeTrie.__new__(CodeTrie)
-        trie.__dict__.update(copy.deepcopy(state))
-        trie._tensor_cache = {}
+        trie = previous.trie.copy()
     trie = trie or CodeTrie(index.num_levels)
     unservable = []
     for item_id, toks in zip(index.item_ids, tokens, strict=True):

@@ -31,14 +31,16 @@ from kserve import InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
 
 from lcrec.config import ServeConfig
-from lcrec.features.frames import history_hash
 from lcrec.serve import index_store
-from lcrec.serve.cache import CacheEntry, TopKCache, cache_answer, shown_history
-from lcrec.serve.model_version import (
-    IndexState,
-    ServedModel,
-    load_index_state,
-    load_served_model,
+from lcrec.serve.cache import CacheEntry, TopKCache, cache_answer
+from lcrec.serve.model_version import IndexState, ServedModel, load_index_state
+from lcrec.serve.recommend import (
+    history_prompt,
+    load_serving,
+    rank_prompts,
+    ranked_pairs,
+    search_width,
+    top_items,
 )
 from lcrec.serve.request import Query, check_known, parse_v1, parse_v2
 
@@ -110,14 +112,12 @@ class DecodeBatcher:
                         j[3].set_result(res)
 
     def _decode(self, jobs: list) -> list[list[tuple[str, float]]]:
-        from lcrec.decode.beam_search import trie_beam_search
-
         state = jobs[0][0]
         beam = max(j[2] for j in jobs)
-        result = trie_beam_search(self.served.model, state.trie, [j[1] for j in jobs], beam_width=beam, top_k=beam,
-                                  batch_size=len(jobs), kv_mode=self.cfg.kv_mode)
+        result = rank_prompts(self.served.model, state.trie, [j[1] for j in jobs], beam, beam, len(jobs),
+                              self.cfg.kv_mode)
         self.batches += 1
-        return [[(i, r.score) for r in recs for i in r.items] for recs in result.recommendations]
+        return [ranked_pairs(recs) for recs in result.recommendations]
 
 
 class LcrecPredictor(kserve.Model):
@@ -141,17 +141,7 @@ class LcrecPredictor(kserve.Model):
 
     # ------------------------------------------------------------------------------------------- loading
     def load(self) -> bool:
-        import torch
-
-        from lcrec.model.device import resolve_device
-
-        if self.cfg.threads > 0:
-            torch.set_num_threads(self.cfg.threads)
-        device = resolve_device(self.cfg.device)
-        self.served = load_served_model(self.folder, device=device, dtype=self.cfg.dtype)
-        self.served.max_history = self.cfg.max_history
-        self.served.use_template(self.cfg.template)
-        self.state = load_index_state(index_store.current_dir(self.index_root), self.served.tokenizer)
+        self.served, self.state = load_serving(self.folder, index_store.current_dir(self.index_root), self.cfg)
         self.batcher = DecodeBatcher(self.served, self.cfg)
         if self.cfg.use_feature_store and self.feature_repo is not None:
             from lcrec.features.store import open_store
@@ -255,25 +245,23 @@ class LcrecPredictor(kserve.Model):
             else:
                 check_known(q, state, where)
                 history = list(q.history)
-            shown = shown_history(history, self.served.max_history)
-            plans.append((q, shown, history_hash(shown)))
+            plans.append((q, history_prompt(self.served, state, history)))
 
-        async def one(q: Query, shown: list[str], hh: str) -> dict[str, Any]:
+        async def one(q: Query, prompt: Any) -> dict[str, Any]:
             source = "cache"
             pairs = None
-            exclude = q.exclude | frozenset(shown) if self.cfg.exclude_history else q.exclude
+            exclude = q.exclude | frozenset(prompt.shown) if self.cfg.exclude_history else q.exclude
             if q.user_id is not None:
-                pairs = cache_answer(self.cache.cached_entry(q.user_id)[1], hh, state.version, q.k, exclude)
+                pairs = cache_answer(self.cache.cached_entry(q.user_id)[1], prompt.history_hash, state.version, q.k,
+                                     exclude)
             if pairs is None:
                 source = "decode"
-                excluded = sum(1 for i in exclude if i in state)
-                beam = min(self.cfg.max_beam, max(self.cfg.beam_width, q.k + excluded))
-                prompt = self.served.prompt_ids([state.codes[i] for i in shown])
-                ranked = await self.batcher.submit(state, prompt, beam)
+                beam = search_width(q.k, exclude, state, self.cfg.beam_width, self.cfg.max_beam)
+                ranked = await self.batcher.submit(state, prompt.prompt_ids, beam)
                 if q.user_id is not None:
                     self.cache.remember(q.user_id, CacheEntry(tuple(i for i, _ in ranked), tuple(s for _, s in ranked),
-                                                              state.version, hh))
-                pairs = [(i, s) for i, s in ranked if i not in exclude][: q.k]
+                                                              state.version, prompt.history_hash))
+                pairs = top_items(ranked, exclude, q.k)
             return {
                 "user_id": q.user_id,
                 "items": [{"item_id": i, "score": float(s), "title": state.titles.get(i, "")} for i, s in pairs],
