@@ -60,7 +60,7 @@ def test_step_modules_import_no_driver():
     the KFP SDK nor KServe (no import loop through a driver)."""
     probe = ("import sys, json\nfrom lcrec import steps\n"
              "for s in steps.STEPS: steps.function(s.name)\n"
-             "print(json.dumps(sorted(m for m in ('lcrec.cli', 'lcrec.demo', 'kfp', 'kserve', 'lcrec.pipelines')"
+             "print(json.dumps(sorted(m for m in ('lcrec.cli', 'lcrec.demo', 'kfp', 'kserve', 'lcrec.kubeflow')"
              " if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -68,8 +68,8 @@ def test_step_modules_import_no_driver():
 
 
 def test_kfp_components_take_the_artifacts_the_table_names():
-    from lcrec.pipelines import components
-    from lcrec.pipelines.step_runner import artifact_folders
+    from lcrec.kubeflow import components
+    from lcrec.kubeflow.step_runner import artifact_folders
 
     class Art:
         def __init__(self, name):

@@ -101,7 +101,7 @@ def _add_pipeline_args(p: argparse.ArgumentParser) -> None:
 @command("pipeline", "Kubeflow Pipelines: compile the training and re-index pipelines, run one locally, upload.",
          _add_pipeline_args)
 def _pipeline(params: Params, args: argparse.Namespace) -> None:
-    from lcrec.pipelines import compile as kfp_compile
+    from lcrec.kubeflow import compile as kfp_compile
 
     if args.action == "compile":
         _print_json(kfp_compile.compile_pipelines(params))

@@ -23,7 +23,7 @@ def tiny_setup(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("evaluate")
     dirs = write_fixture(root)
-    build_tasks(TasksConfig(families=["seq"], epochs=1), dirs["split"], dirs["index"], dirs["out"], dirs["data"])
+    build_tasks(TasksConfig(families=["seq", "ite"], epochs=1), dirs["split"], dirs["index"], dirs["out"], dirs["data"])
     tokens = sorted({t for codes in json.loads(dirs["index"].read_text()).values() for t in codes})
     cfg = TrainConfig(backbone="tiny-llama", mode="full", seed=3)
     model, tok, _ = build_model(cfg, tokens)

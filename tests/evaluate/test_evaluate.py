@@ -40,7 +40,7 @@ def test_evaluate_end_to_end(tiny_setup):
     cfg = EvaluateConfig(ite=True, title_items=4, title_max_new_tokens=6, device="cpu", templates=[])  # [] = all
     decode = DecodeConfig(beam_width=6, top_k=5, batch_size=4)
     m = evaluate_model(cfg, tiny_setup["model"], tiny_setup["tasks"], tiny_setup["index"], tiny_setup["split"], out,
-                       decode=decode, data_dir=tiny_setup["data"], progress=False)
+                       decode=decode, progress=False)
     seq = m["seq"]
     # one row per SEQ template that fits the fixture, every one with all three users
     assert set(seq["per_template"]) == {t.id for t in pool("seq")}
@@ -75,3 +75,23 @@ def test_evaluate_max_users_and_missing_prompts(tiny_setup, tmp_path):
     assert "ite" not in m and "index_to_title" not in m
     with pytest.raises(FileNotFoundError, match="lcrec tasks"):
         evaluate_model(cfg, tiny_setup["model"], tmp_path, tiny_setup["index"], tiny_setup["split"], tmp_path / "f")
+
+
+def test_ite_is_scored_from_the_prompts_the_tasks_step_wrote(tiny_setup, tmp_path, monkeypatch):
+    import shutil
+
+    from lcrec.tasks import teachers
+
+    # evaluate never asks a teacher: any teacher call fails the test
+    monkeypatch.setattr(teachers, "make_teacher", lambda cfg: pytest.fail("evaluate called a teacher"))
+    cfg = EvaluateConfig(ite=True, title_items=0, valid=False, templates=["seq/0"], device="cpu")
+    m = evaluate_model(cfg, tiny_setup["model"], tiny_setup["tasks"], tiny_setup["index"], tiny_setup["split"],
+                       tmp_path / "e", decode=DecodeConfig(beam_width=4, top_k=4), progress=False)
+    written = (tiny_setup["tasks"] / "test_ite.jsonl").read_text().splitlines()
+    assert m["ite"]["rows"] == len(written) > 0
+    no_ite = tmp_path / "tasks"
+    shutil.copytree(tiny_setup["tasks"], no_ite)
+    (no_ite / "test_ite.jsonl").write_text("")  # what the tasks step writes without the ite family
+    with pytest.raises(ValueError, match="ite family in tasks.families"):
+        evaluate_model(cfg, tiny_setup["model"], no_ite, tiny_setup["index"], tiny_setup["split"], tmp_path / "f",
+                       decode=DecodeConfig(beam_width=4, top_k=4), progress=False)

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from lcrec.config import load_params
-from lcrec.pipelines.compile import recurring_run
-from lcrec.pipelines.pytorchjob import job_state, load_template, render_pytorchjob
+from lcrec.kubeflow.compile import recurring_run
+from lcrec.kubeflow.pytorchjob import job_state, load_template, render_pytorchjob
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"

@@ -35,8 +35,8 @@ def test_cache_rows_round_trip_through_feast(tiny_serving, feast_store):
     from lcrec.features.frames import history_hash
     from lcrec.serve import index_store
     from lcrec.serve.cache import TopKCache, cache_answer, do_cache_topk
-    from lcrec.serve.recommend import shown_history
     from lcrec.serve.model_version import load_index_state, load_served_model
+    from lcrec.serve.recommend import shown_history
 
     folder = Path(tiny_serving["folder"])
     served = load_served_model(folder)

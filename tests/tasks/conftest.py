@@ -20,13 +20,6 @@ def fixture_dirs(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def ctx(fixture_dirs):
     """A TaskContext over the fixture, as build_tasks makes it (no teacher texts)."""
-    from lcrec.tasks.context import TaskContext
-    from lcrec.tasks.tasks import load_index, load_items, read_split_rows, user_sequences
+    from lcrec.tasks.tasks import load_context
 
-    split = fixture_dirs["split"]
-    train = read_split_rows(split / "train.parquet")
-    valid = read_split_rows(split / "valid.parquet")
-    test = read_split_rows(split / "test.parquet")
-    train_items, known = user_sequences(split, train, valid, test)
-    return TaskContext(items=load_items(split), codes=load_index(fixture_dirs["index"]), train=train,
-                       train_items=train_items, known_items=known, max_history=20, seed=7)
+    return load_context(fixture_dirs["split"], fixture_dirs["index"], max_history=20, seed=7)[0]

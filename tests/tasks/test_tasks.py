@@ -126,17 +126,23 @@ def test_ablation_switches_families_off(fixture_dirs):
     stats, train, _, _ = _build(fixture_dirs, families=["seq", "mut"], epochs=1, train_format="jsonl")
     assert {r["task"].split(".")[0] for r in train} == {"seq", "mut"}
     assert stats["teacher_generated"] == 0
-    cache = json.loads((fixture_dirs["out"] / "teacher_cache.json").read_text())
-    assert cache["entries"] == {}  # written empty: DVC's tasks stage declares the file as an output
+    for name in ("teacher_cache.json", "teacher_cache_test.json"):
+        cache = json.loads((fixture_dirs["out"] / name).read_text())
+        assert cache["entries"] == {}  # written empty: DVC's tasks stage declares the file as an output
+    assert (fixture_dirs["out"] / "test_ite.jsonl").read_text() == ""
 
 
 def test_openai_teacher_through_the_step_second_run_makes_no_calls(fixture_dirs):
     with ChatServer(reply="Something like Fargo (1996), please.") as server:
         kw = {"teacher": TeacherConfig(name="openai", url=server.url, model="m", retries=0)}
         _, train, _, _ = _build(fixture_dirs, families=["ite", "per"], **kw)
-        assert len(server.requests) == 5
+        assert len(server.requests) == 5 + 3  # 5 training texts, 3 test intentions (one per test user)
         _build(fixture_dirs, families=["ite", "per"], **kw)
-        assert len(server.requests) == 5  # all from teacher_cache.json
+        assert len(server.requests) == 8  # all from teacher_cache.json and teacher_cache_test.json
+    test_ite = read_rows(fixture_dirs["out"] / "test_ite.jsonl")
+    assert {r["user_id"] for r in test_ite} == set(SEQUENCES)
+    assert {r["task"] for r in test_ite} == {"ite.query2index", "ite.history_query2index"}
+    _assert_no_leak(test_ite)
     _assert_no_leak(train)
     u2 = [r for r in train if r["user_id"] == "u2" and r["task"] == "ite.query2index"]
     assert u2 and all("Something like this one, please." in r["instruction"] for r in u2)

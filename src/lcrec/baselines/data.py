@@ -35,14 +35,6 @@ class SplitData:
         return len(self.item_ids)
 
 
-def _read(path: Path):
-    import pandas as pd
-
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `lcrec split` first")
-    return pd.read_parquet(path)
-
-
 def _rows(df, vocab: dict[str, int], where: Path) -> EvalRows:
     users, hists, targets = [], [], []
     for u, h, t in zip(df["user_id"], df["history"], df["target"], strict=True):
@@ -56,21 +48,18 @@ def _rows(df, vocab: dict[str, int], where: Path) -> EvalRows:
 
 
 def load_split(split_dir: str | Path) -> SplitData:
-    """Read ``items``, ``sequences``, ``valid`` and ``test`` parquet files of a split folder."""
+    """Read ``items``, ``sequences``, ``valid`` and ``test`` of a split folder (:mod:`lcrec.split.readers`)."""
+    from lcrec.split.readers import read_split_table, training_items
+
     split_dir = Path(split_dir)
-    items = _read(split_dir / "items.parquet")
-    item_ids = [str(i) for i in items["item_id"]]
+    item_ids = [str(i) for i in read_split_table(split_dir, "items", columns=["item_id"])["item_id"]]
     vocab = {item: k + 1 for k, item in enumerate(item_ids)}
-    valid = _rows(_read(split_dir / "valid.parquet"), vocab, split_dir / "valid.parquet")
-    test = _rows(_read(split_dir / "test.parquet"), vocab, split_dir / "test.parquet")
-    held: dict[str, int] = {}  # held-out targets per user (valid + test), cut from the end of the sequence
-    for u in (*valid.users, *test.users):
-        held[u] = held.get(u, 0) + 1
-    seqs = _read(split_dir / "sequences.parquet")
+    valid_df, test_df = read_split_table(split_dir, "valid"), read_split_table(split_dir, "test")
+    valid = _rows(valid_df, vocab, split_dir / "valid.parquet")
+    test = _rows(test_df, vocab, split_dir / "test.parquet")
     train = []
-    for u, seq in zip(seqs["user_id"].astype(str), seqs["items"], strict=True):
-        ids = [vocab[str(i)] for i in seq if str(i) in vocab]
-        ids = ids[: max(len(ids) - held.get(u, 0), 0)]
+    for items in training_items(split_dir).values():
+        ids = [vocab[i] for i in items if i in vocab]
         if len(ids) >= 2:
             train.append(ids)
     if not train:

@@ -110,7 +110,7 @@ def reindex_through_pipeline(params_file: Path, items_path: Path, folder: Path, 
     """Run the KFP re-index pipeline (open MLflow run -> ``lcrec reindex`` -> swap_index -> close run) with
     kfp.local in this environment; the pipeline is compiled from the installed code first (a few seconds)."""
     from lcrec.config import load_params
-    from lcrec.pipelines.compile import compile_pipelines, run_local
+    from lcrec.kubeflow.compile import compile_pipelines, run_local
     from lcrec.serve.index_store import read_current
 
     params = load_params(params_file)

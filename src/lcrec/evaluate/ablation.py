@@ -174,7 +174,7 @@ def run_ablation(params: Params) -> dict[str, Any]:
         build_tasks(p.tasks, split_dir, index_path, folder / "tasks", data_dir)
         train_model(p.train, folder / "tasks", index_path, folder / "train")
         m = evaluate_model(p.evaluate, folder / "train" / "model", folder / "tasks", index_path, split_dir,
-                           folder / "evaluate", decode=p.decode, tasks_cfg=p.tasks, data_dir=data_dir)
+                           folder / "evaluate", decode=p.decode)
         log_step("ablation", p.tracking, p.paths, params={"families": families, "overrides": cfg.overrides},
                  metrics=flat_metrics(m), tags={"lcrec.ablation_set": name})
         results.append((name, m))

@@ -5,9 +5,9 @@
   templates (LC-Rec's ``--test_prompt_ids all``). Items sharing a code count as one rank (a shared code is a hit).
   History items are **not** masked: the model may recommend an item the user already saw (the same rule as the
   baselines). The same users are evaluated for every template (``evaluate.max_users`` keeps CPU runs short).
-- **ITE** (user intention): the teacher (``tasks.teacher``) writes an intention about each evaluated test user's
-  test item; the model must write that item's code (trie-constrained, same metrics), from the query alone
-  (``ite.query2index``) and from history + query (``ite.history_query2index``), first template of each pool.
+- **ITE** (user intention): the prompts the tasks step wrote (``test_ite.jsonl``: the teacher's intention about
+  each test user's test item); the model must write that item's code (trie-constrained, same metrics), from the
+  query alone (``ite.query2index``) and from history + query (``ite.history_query2index``). No teacher is called here.
 - **index -> title**: greedy, unconstrained generation (the answer is text) for a seeded sample of items with the
   title-only ``mut.index2item`` template; exact match of the generated title (outer quotes and spaces stripped).
 
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lcrec.config import DecodeConfig, EvaluateConfig, Params, TasksConfig
+from lcrec.config import DecodeConfig, EvaluateConfig, Params
 from lcrec.evaluate.metrics import list_diversity, metric_names, ranking_metrics
 from lcrec.quantize.index_file import read_code_lists
 
@@ -104,37 +104,14 @@ def invalid_recommendations(ranked: list[list[tuple[str, ...]]], catalogue: set[
 
 
 # --------------------------------------------------------------------------------------------------- ITE
-def ite_rows(tasks_cfg: TasksConfig, split_dir: Path, index_path: Path, data_dir: Path | None,
-             users: set[str], cache_path: Path) -> list[dict[str, Any]]:
-    """Test-time ITE prompts: an intention (from the teacher) about each user's test item -> its code."""
-    from lcrec.tasks.context import TaskContext, TaskExample, leaks
-    from lcrec.tasks.dataset import render_row
-    from lcrec.tasks.tasks import intention_request, load_feedback, load_index, load_items, read_split_rows
-    from lcrec.tasks.teachers import ask_teacher
-    from lcrec.tasks.templates import pool
-
-    rows = [r for r in read_split_rows(Path(split_dir) / "test.parquet") if r.user_id in users]
-    ctx = TaskContext(items=load_items(split_dir), codes=load_index(index_path), train=[],
-                      max_history=tasks_cfg.max_history, seed=tasks_cfg.seed)
-    feedback = load_feedback(data_dir, {(r.user_id, i) for r in rows for i in (*r.history, r.target)})
-    texts, _ = ask_teacher(tasks_cfg.teacher, [intention_request(ctx, feedback, r) for r in rows], cache_path)
-    out = []
-    for r, text in zip(rows, texts, strict=True):
-        if not text:
-            continue
-        shown = ctx.recent(r.history)
-        code = ctx.code(r.target)
-        examples = [TaskExample("ite.query2index", {"query": text, "item": code}, r.target, r.user_id,
-                                ctx.target_guard(r.target))]
-        if shown:
-            examples.append(TaskExample("ite.history_query2index",
-                                        {"history": ctx.code_history(shown), "query": text, "item": code},
-                                        r.target, r.user_id, ctx.target_guard(r.target, shown)))
-        for ex in examples:
-            row = render_row(ex, pool(ex.task)[0], 0)
-            if leaks(row["instruction"], ex.forbidden) is None:
-                out.append(row)
-    return out
+def ite_rows(tasks_dir: Path, users: set[str]) -> list[dict[str, Any]]:
+    """The test-time ITE prompts the tasks step wrote (``test_ite.jsonl``) for the evaluated users."""
+    path = Path(tasks_dir) / "test_ite.jsonl"
+    rows = read_jsonl(path) if path.exists() else []
+    if not rows:
+        raise ValueError(f"{path} holds no ITE test prompts: evaluate.ite needs the ite family in tasks.families; "
+                         "add it and rerun `lcrec tasks` (or set evaluate.ite=false)")
+    return [r for r in rows if str(r["user_id"]) in users]
 
 
 # --------------------------------------------------------------------------------------------------- index -> title
@@ -272,8 +249,7 @@ def _resolve_dtype(name: str, device: str):
 
 
 def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_path: Path, split_dir: Path,
-                   out_dir: Path, decode: DecodeConfig | None = None, tasks_cfg: TasksConfig | None = None,
-                   data_dir: Path | None = None, progress: bool = True) -> dict[str, Any]:
+                   out_dir: Path, decode: DecodeConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Score the model in ``model_dir`` (``lcrec train`` output) on the test prompts of ``tasks_dir``; write
     metrics.json and plots to ``out_dir``; return the metrics (nested, see the module doc)."""
     from lcrec.decode.trie import CodeTrie
@@ -282,7 +258,6 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
     from lcrec.tasks.tasks import load_index, load_items
 
     decode = decode or DecodeConfig()
-    tasks_cfg = tasks_cfg or TasksConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ks = list(cfg.ks)
@@ -327,7 +302,7 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
             metrics["valid"] = {**summary["mean"], "per_template": per_valid, "rows": len(valid_rows),
                                 "invalid_items": invalid_recommendations(valid_ranked, catalogue)}
     if cfg.ite:
-        ite = ite_rows(tasks_cfg, split_dir, index_path, data_dir, users, out_dir / "teacher_cache.json")
+        ite = ite_rows(tasks_dir, users)
         if ite:
             per_task, ite_ranked, _ = rank_rows(model, tok, trie, ite, decode, ks, group_key="task", progress=progress)
             metrics["ite"] = {"per_task": per_task, **summarize(per_task, names), "rows": len(ite),
@@ -351,11 +326,9 @@ def run_evaluate(params: Params) -> dict[str, Any]:
     from lcrec.tracking import log_step
 
     out_dir = params.paths.step("evaluate")
-    data_dir = params.paths.step("data")
     metrics = evaluate_model(
         params.evaluate, params.paths.step("train") / "model", params.paths.step("tasks"),
         params.paths.step("index") / "index.json", params.paths.step("split"), out_dir, decode=params.decode,
-        tasks_cfg=params.tasks, data_dir=data_dir if data_dir.exists() else None,
     )
     flat = flat_metrics(metrics)
     arts = [out_dir / n for n in ("metrics.json", "per_template.csv", "seq_templates.png")]

@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from lcrec.split.readers import SplitRow
+
 YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
 
 
@@ -36,15 +38,6 @@ class ItemInfo:
             year = int(found.group(1)) if found else None
         cats = tuple(c.strip() for c in (categories or "").split(",") if c.strip())
         return ItemInfo(str(item_id), title, (description or "").strip(), cats, (brand or "").strip(), year)
-
-
-@dataclass(frozen=True)
-class TrainRow:
-    """One training prefix: the items before ``target``, oldest first."""
-
-    user_id: str
-    history: tuple[str, ...]
-    target: str
 
 
 @dataclass(frozen=True)
@@ -116,7 +109,7 @@ class TaskContext:
 
     items: dict[str, ItemInfo]
     codes: dict[str, str]
-    train: list[TrainRow]
+    train: list[SplitRow]
     train_items: dict[str, list[str]] = field(default_factory=dict)
     known_items: dict[str, set[str]] = field(default_factory=dict)
     preferences: dict[str, str] = field(default_factory=dict)

@@ -14,7 +14,8 @@ import math
 import random
 
 from lcrec.config import NegTasksConfig
-from lcrec.tasks.context import LazyValues, TaskContext, TaskExample, TrainRow
+from lcrec.split.readers import SplitRow
+from lcrec.tasks.context import LazyValues, TaskContext, TaskExample
 from lcrec.tasks.registry import register_task_family
 
 SAMPLERS = ("uniform", "dissimilar")
@@ -54,7 +55,7 @@ def build_neg_tasks(cfg: NegTasksConfig, ctx: TaskContext) -> list[TaskExample]:
         return []
     rng = random.Random(f"{ctx.seed}:neg")
     if n <= len(rows):
-        picked: list[TrainRow] = [rows[i] for i in sorted(rng.sample(range(len(rows)), n))]
+        picked: list[SplitRow] = [rows[i] for i in sorted(rng.sample(range(len(rows)), n))]
     else:  # several negatives per prefix: every prefix whole times, the rest drawn without repeats
         whole, rest = divmod(n, len(rows))
         extra = set(rng.sample(range(len(rows)), rest))

@@ -6,11 +6,14 @@ Writes into ``out_dir`` (``work/tasks``):
   pool and/or the SEQ-all pool, whichever families are enabled);
 - ``test_seq.jsonl``: next-item rows over ``test.parquet`` for every template of those pools (evaluation
   averages over them); valid and test rows hold the whole prompt in ``instruction`` and the code in ``response``;
+- ``test_ite.jsonl``: with the ITE family on, an intention about each test user's test item -> its code (the
+  evaluate step scores these; empty otherwise), the teacher's texts for them in ``teacher_cache_test.json``;
 - ``teacher_cache.json``: the teacher's texts (reused by the next run while their inputs are unchanged);
 - ``mix.json``: the task mix (examples built, kept after caps, rows, shares, drops) per split.
 
 Only training data feeds the training rows: intentions are about training targets, preferences come from
-training items; valid/test items enter only as items a negative must avoid.
+training items; valid/test items enter only as items a negative must avoid (and as the targets of the test
+prompts).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from lcrec.config import Params, TasksConfig
-from lcrec.tasks.context import Intention, ItemInfo, TaskContext, TaskExample, TrainRow
+from lcrec.split.readers import SplitRow, read_split_rows, read_split_table, training_items
+from lcrec.tasks.context import Intention, ItemInfo, TaskContext, TaskExample
 from lcrec.tasks.dataset import TaskMix, apply_caps, every_template_rows, sample_rows, write_jsonl, write_rows
 from lcrec.tasks.registry import FAMILIES, family_of, get_family
 from lcrec.tasks.seq import seq_example
@@ -35,22 +39,6 @@ TRAIN_FORMATS = ("parquet", "jsonl")
 
 
 # --------------------------------------------------------------------------------------------------- inputs
-def read_step_table(path: Path, step: str):
-    """A parquet table another step writes; missing -> an error naming that step."""
-    import pandas as pd
-
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: run `lcrec {step}` first")
-    return pd.read_parquet(path)
-
-
-def read_split_rows(path: Path) -> list[TrainRow]:
-    """train/valid/test.parquet of the split step as rows (user, history, target)."""
-    df = read_step_table(path, "split")
-    return [TrainRow(str(u), tuple(str(i) for i in h), str(t))
-            for u, h, t in zip(df["user_id"], df["history"], df["target"], strict=True)]
-
-
 def load_index(index_path: Path) -> dict[str, str]:
     """index.json -> item id -> code string (:func:`lcrec.quantize.index_file.read_code_strings`)."""
     from lcrec.quantize.index_file import read_code_strings
@@ -61,7 +49,7 @@ def load_index(index_path: Path) -> dict[str, str]:
 def load_items(split_dir: Path) -> dict[str, ItemInfo]:
     import pandas as pd
 
-    df = read_step_table(Path(split_dir) / "items.parquet", "split")
+    df = read_split_table(split_dir, "items")
     cols = {c: df[c] if c in df.columns else [""] * len(df) for c in ("title", "description", "categories", "brand")}
     years = df["year"] if "year" in df.columns else [None] * len(df)
     items = {}
@@ -91,33 +79,29 @@ def load_feedback(data_dir: Path | None, pairs: set[tuple[str, str]]) -> dict[tu
     return out
 
 
-def user_sequences(split_dir: Path, train: list[TrainRow], valid: list[TrainRow], test: list[TrainRow]
-                   ) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
-    """(training items per user, every item per user). Training items are the user's sequence without the
-    valid and test targets; without ``sequences.parquet`` they are rebuilt from the training prefixes."""
-    held = defaultdict(int)
-    for r in (*valid, *test):
-        held[r.user_id] += 1
+def known_items(train_items: dict[str, list[str]], *parts: list[SplitRow]) -> dict[str, set[str]]:
+    """Every item of each user: training items plus the histories and targets of the given split rows (what a
+    negative must avoid)."""
     known: dict[str, set[str]] = defaultdict(set)
-    for r in (*train, *valid, *test):
-        known[r.user_id].update(r.history)
-        known[r.user_id].add(r.target)
-    train_items: dict[str, list[str]] = {}
-    seq_path = Path(split_dir) / "sequences.parquet"
-    if seq_path.exists():
-        import pandas as pd
+    for u, items in train_items.items():
+        known[u].update(items)
+    for rows in parts:
+        for r in rows:
+            known[r.user_id].update(r.history)
+            known[r.user_id].add(r.target)
+    return dict(known)
 
-        df = pd.read_parquet(seq_path)
-        for u, items in zip(df["user_id"].astype(str), df["items"], strict=True):
-            items = [str(i) for i in items]
-            known[u].update(items)
-            train_items[u] = items[: max(len(items) - held[u], 0)]
-    else:
-        for r in train:
-            if r.user_id not in train_items:
-                train_items[r.user_id] = list(r.history)
-            train_items[r.user_id].append(r.target)
-    return train_items, dict(known)
+
+def load_context(split_dir: Path, index_path: Path, max_history: int = 20, seed: int = 2024
+                 ) -> tuple[TaskContext, list[SplitRow], list[SplitRow]]:
+    """The builders' context over a split and an index (training data only), and the valid and test rows."""
+    codes = load_index(index_path)
+    train, valid, test = (read_split_rows(split_dir, part) for part in ("train", "valid", "test"))
+    train_items = training_items(split_dir, valid, test)
+    ctx = TaskContext(items=load_items(split_dir), codes=codes, train=train,
+                      train_items=train_items, known_items=known_items(train_items, train, valid, test),
+                      max_history=max_history, seed=seed)
+    return ctx, valid, test
 
 
 # --------------------------------------------------------------------------------------------------- teacher texts
@@ -126,7 +110,7 @@ def item_view(ctx: TaskContext, feedback: dict, user: str, item: str) -> ItemVie
     return ItemView.of(ctx.info(item), *feedback.get((user, item), (None, "")))
 
 
-def intention_request(ctx: TaskContext, feedback: dict, row: TrainRow) -> TeacherRequest:
+def intention_request(ctx: TaskContext, feedback: dict, row: SplitRow) -> TeacherRequest:
     """The request for the intention behind ``row.target``, given the (capped) history before it."""
     views = tuple(item_view(ctx, feedback, row.user_id, i) for i in ctx.recent(row.history))
     return TeacherRequest("intention", row.user_id, views, item_view(ctx, feedback, row.user_id, row.target))
@@ -142,10 +126,10 @@ def preference_requests(ctx: TaskContext, feedback: dict, min_items: int = 1) ->
     return out
 
 
-def intention_requests(ctx: TaskContext, feedback: dict, per_user: int = 1) -> list[tuple[TrainRow, TeacherRequest]]:
+def intention_requests(ctx: TaskContext, feedback: dict, per_user: int = 1) -> list[tuple[SplitRow, TeacherRequest]]:
     """Requests about each user's last ``per_user`` training targets (never a valid/test item), with the
     history before them."""
-    by_user: dict[str, list[TrainRow]] = defaultdict(list)
+    by_user: dict[str, list[SplitRow]] = defaultdict(list)
     for r in ctx.train:
         by_user[r.user_id].append(r)
     out = []
@@ -177,6 +161,27 @@ def fill_teacher_texts(cfg: TasksConfig, ctx: TaskContext, needs: set[str], data
     return stats
 
 
+def ite_test_rows(cfg: TasksConfig, ctx: TaskContext, test: list[SplitRow], data_dir: Path | None,
+                  cache_path: Path) -> list[dict[str, Any]]:
+    """Test-time ITE prompts: the teacher's intention about each test user's test item -> its code (first
+    template of each pool; prompts that would show the target's code or title are left out)."""
+    from lcrec.tasks.context import leaks
+    from lcrec.tasks.dataset import render_row
+    from lcrec.tasks.ite import intention_examples
+    from lcrec.tasks.templates import pool
+
+    rows = [r for r in test if r.history]
+    feedback = load_feedback(data_dir, {(r.user_id, i) for r in rows for i in (*r.history, r.target)})
+    texts, _ = ask_teacher(cfg.teacher, [intention_request(ctx, feedback, r) for r in rows], cache_path)
+    out = []
+    for r, text in zip(rows, texts, strict=True):
+        for ex in intention_examples(cfg.ite, ctx, r.user_id, r.history, r.target, text):
+            row = render_row(ex, pool(ex.task)[0], 0)
+            if leaks(row["instruction"], ex.forbidden) is None:
+                out.append(row)
+    return out
+
+
 # --------------------------------------------------------------------------------------------------- the step
 def next_item_tasks(families: list[str]) -> list[str]:
     """The next-item template pools to write valid/test prompts for: those of the enabled families (seq,
@@ -206,14 +211,7 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
     _check(cfg)
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    codes = load_index(index_path)
-    items = load_items(split_dir)
-    train = read_split_rows(split_dir / "train.parquet")
-    valid = read_split_rows(split_dir / "valid.parquet")
-    test = read_split_rows(split_dir / "test.parquet")
-    train_items, known = user_sequences(split_dir, train, valid, test)
-    ctx = TaskContext(items=items, codes=codes, train=train, train_items=train_items, known_items=known,
-                      max_history=cfg.max_history, seed=cfg.seed)
+    ctx, valid, test = load_context(split_dir, index_path, cfg.max_history, cfg.seed)
 
     families = [get_family(name) for name in dict.fromkeys(cfg.families)]
     needs = {n for f in families for n in f.needs}
@@ -251,6 +249,11 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
         test_mix.built[ex.task] += 1
         test_mix.kept[ex.task] += 1
     n_test = write_jsonl(every_template_rows(test_ex, test_mix), out_dir / "test_seq.jsonl")
+    test_cache = out_dir / "teacher_cache_test.json"
+    ite = ite_test_rows(cfg, ctx, test, data_dir, test_cache) if "ite" in cfg.families else []
+    if not test_cache.exists():
+        TeacherCache().save(test_cache)  # a DVC output like teacher_cache.json: present after every run
+    n_ite = write_jsonl(ite, out_dir / "test_ite.jsonl")  # always written (empty without ITE): a DVC output
 
     summary = {
         "families": [f.name for f in families], "epochs": cfg.epochs, "seed": cfg.seed,
@@ -265,7 +268,7 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
     log.info("tasks: %d train rows (%d epochs), %d valid rows, %d test rows -> %s", n_train, cfg.epochs, n_valid,
              n_test, out_dir)
     return {
-        "train_rows": n_train, "valid_rows": n_valid, "test_rows": n_test,
+        "train_rows": n_train, "valid_rows": n_valid, "test_rows": n_test, "test_ite_rows": n_ite,
         "teacher_generated": teacher_stats["generated"], "teacher_cache_hits": teacher_stats["cache_hits"],
         "train_file": str(train_path), **mix.metrics("train."),
     }

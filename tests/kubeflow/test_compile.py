@@ -7,7 +7,7 @@ import yaml
 
 from lcrec.cli import main
 from lcrec.config import load_params
-from lcrec.pipelines.compile import compile_pipelines
+from lcrec.kubeflow.compile import compile_pipelines
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -32,8 +32,8 @@ def compile_pipelines(params: Params, out_dir: str | Path = COMPILED, components
     """Compile both pipelines (and each component, and the recurring runs); {name: written path}."""
     from kfp import compiler
 
-    from lcrec.pipelines.components import build_components
-    from lcrec.pipelines.definitions import PIPELINES
+    from lcrec.kubeflow.components import build_components
+    from lcrec.kubeflow.definitions import PIPELINES
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lcrec.config import load_params
-from lcrec.pipelines.compile import compile_pipelines, run_local
+from lcrec.kubeflow.compile import compile_pipelines, run_local
 from tiny_params import TINY
 
 pytestmark = pytest.mark.slow

@@ -32,7 +32,7 @@ def training_pipeline(params: Params):
     the steps it reads, in the table's order; everything after validate runs only when the data passed."""
     from kfp import dsl, kubernetes
 
-    from lcrec.pipelines.components import build_components
+    from lcrec.kubeflow.components import build_components
     from lcrec.steps import pipeline_steps, wiring
 
     cfg = params.pipeline
@@ -88,7 +88,7 @@ def training_pipeline(params: Params):
 def reindex_pipeline(params: Params):
     from kfp import dsl, kubernetes
 
-    from lcrec.pipelines.components import build_components
+    from lcrec.kubeflow.components import build_components
 
     cfg = params.pipeline
     c = build_components(cfg.image, cfg.gpu_image, cfg.gpu_steps)

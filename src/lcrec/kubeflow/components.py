@@ -1,6 +1,6 @@
 """KFP v2 components, one per step. Each is thin: its typed artifacts become ``paths.dirs.<step>`` overrides and
 it calls the step function of :data:`lcrec.steps.STEPS` that the CLI, DVC and the demo call
-(:func:`lcrec.pipelines.step_runner.run_component`), taking the stats it returns.
+(:func:`lcrec.kubeflow.step_runner.run_component`), taking the stats it returns.
 
 The functions below are plain Python; :func:`build_components` turns them into ``@dsl.component``s on the
 project's images (``pipeline.image`` / ``pipeline.gpu_image``, which already carry lcrec and kfp, so the
@@ -47,7 +47,7 @@ def close_run(tracking_uri: str, experiment: str, kfp_run_id: str):
 # --------------------------------------------------------------------------------------------------- steps
 def ingest(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str,
            data: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import run_component
+    from lcrec.kubeflow.step_runner import run_component
 
     run_component("ingest", locals())
 
@@ -60,7 +60,7 @@ def validate(params_path: str, overrides: list, tracking_uri: str, parent_run_id
     import shutil
     from pathlib import Path
 
-    from lcrec.pipelines.step_runner import log_metrics, run_component
+    from lcrec.kubeflow.step_runner import log_metrics, run_component
     from lcrec.validation.validate import DataValidationError
 
     try:
@@ -94,21 +94,21 @@ def stop_invalid(validation: Input[Dataset]):
 
 def split(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
           validation: Input[Dataset], split: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import run_component
+    from lcrec.kubeflow.step_runner import run_component
 
     run_component("split", locals())
 
 
 def embed(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, split: Input[Dataset],
           embed: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import run_component
+    from lcrec.kubeflow.step_runner import run_component
 
     run_component("embed", locals())
 
 
 def quantize(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, embed: Input[Dataset],
              index: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import run_component
+    from lcrec.kubeflow.step_runner import run_component
 
     run_component("quantize", locals())
 
@@ -120,7 +120,7 @@ def features(params_path: str, overrides: list, tracking_uri: str, parent_run_id
     import shutil
     from pathlib import Path
 
-    from lcrec.pipelines.step_runner import run_component
+    from lcrec.kubeflow.step_runner import run_component
 
     repo = Path(features.path) / "feature_repo"
     repo.mkdir(parents=True, exist_ok=True)
@@ -131,7 +131,7 @@ def features(params_path: str, overrides: list, tracking_uri: str, parent_run_id
 
 def tasks(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
           split: Input[Dataset], index: Input[Dataset], tasks: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import run_component
+    from lcrec.kubeflow.step_runner import run_component
 
     run_component("tasks", locals())
 
@@ -141,10 +141,10 @@ def train(params_path: str, overrides: list, tracking_uri: str, parent_run_id: s
           image: str, namespace: str, shared_volume: str, deepspeed: str):
     """In-process on one machine; nodes x gpus_per_node > 1 launches a Training Operator PyTorchJob that runs
     ``lcrec train`` under DeepSpeed ZeRO on a shared volume, waits for it and copies the model back."""
-    from lcrec.pipelines.step_runner import log_metrics, run_component
+    from lcrec.kubeflow.step_runner import log_metrics, run_component
 
     if nodes * gpus_per_node > 1:
-        from lcrec.pipelines.pytorchjob import train_on_cluster
+        from lcrec.kubeflow.pytorchjob import train_on_cluster
 
         stats = train_on_cluster(params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
                                  parent_run_id=parent_run_id, tasks_dir=tasks.path, index_dir=index.path,
@@ -158,15 +158,15 @@ def train(params_path: str, overrides: list, tracking_uri: str, parent_run_id: s
 
 def baselines(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, split: Input[Dataset],
               embed: Input[Dataset], baselines: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import run_component
+    from lcrec.kubeflow.step_runner import run_component
 
     run_component("baselines", locals())
 
 
 def evaluate(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
-             tasks: Input[Dataset], index: Input[Dataset], split: Input[Dataset], data: Input[Dataset],
-             baselines: Input[Dataset], evaluation: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.pipelines.step_runner import run_component
+             tasks: Input[Dataset], index: Input[Dataset], split: Input[Dataset], baselines: Input[Dataset],
+             evaluation: Output[Dataset], metrics: Output[Metrics]):
+    from lcrec.kubeflow.step_runner import run_component
 
     run_component("evaluate", locals())
 
@@ -176,7 +176,7 @@ def register(params_path: str, overrides: list, tracking_uri: str, parent_run_id
              registration: Output[Artifact]) -> bool:
     """Register the version with its lineage (``registration/registered.json``); return whether it took the
     champion alias. (One bool output: kfp.local cannot gate a nested condition on a NamedTuple field.)"""
-    from lcrec.pipelines.step_runner import run_component
+    from lcrec.kubeflow.step_runner import run_component
 
     stats = run_component("register", locals())
     registration.metadata.update({k: str(v) for k, v in stats.items()})
@@ -190,7 +190,7 @@ def deploy(params_path: str, overrides: list, registration: Input[Artifact], man
     from pathlib import Path
 
     from lcrec.config import load_params
-    from lcrec.pipelines.deploy import deploy_patch, write_and_apply
+    from lcrec.kubeflow.deploy import deploy_patch, write_and_apply
 
     reg = json.loads((Path(registration.path) / "registered.json").read_text())
     params = load_params(params_path or "params.yaml", list(overrides))
@@ -202,7 +202,7 @@ def deploy(params_path: str, overrides: list, registration: Input[Artifact], man
 def swap_index(params_path: str, overrides: list, index_version: str, manifest: Output[Artifact]) -> str:
     """Record the index version now served on the InferenceService (the predictor already follows the store)."""
     from lcrec.config import load_params
-    from lcrec.pipelines.deploy import deploy_patch, write_and_apply
+    from lcrec.kubeflow.deploy import deploy_patch, write_and_apply
 
     params = load_params(params_path or "params.yaml", list(overrides))
     return write_and_apply(params.deploy, deploy_patch(params.deploy, index_version=index_version), manifest.path)
@@ -213,7 +213,7 @@ def reindex(params_path: str, overrides: list, tracking_uri: str, parent_run_id:
     """New items -> a new index version published in the served index store (``lcrec reindex``: frozen
     quantizer, collision-free codes, old codes unchanged); the running predictor follows the store's
     ``current`` pointer, so publishing is the swap. Returns the new current version id."""
-    from lcrec.pipelines.step_runner import log_metrics, run_step
+    from lcrec.kubeflow.step_runner import log_metrics, run_step
     from lcrec.serve.index_store import read_current
 
     stats = run_step("reindex", params_path=params_path, overrides=[*overrides, f"serve.index_dir={index_store}"],
