@@ -16,7 +16,7 @@ TRAIN_STEPS=${TRAIN_STEPS:-4000}
 TRAIN_MINUTES=${TRAIN_MINUTES:-40}
 LCREC=${LCREC:-lcrec}
 S=(--set data.source=ml-1m --set "paths.work_dir=$WORK" --set tracking.enabled=false)
-SAS=(--set embed.sasrec.max_minutes="$EMBED_MINUTES" --set baselines.sasrec.max_minutes="$EMBED_MINUTES")
+SAS=(--set sasrec.max_minutes="$EMBED_MINUTES")
 t0=$SECONDS
 stamp() { echo "[$(( (SECONDS - t0) / 60 )) min] $*"; }
 stamp "ingest, split";   "$LCREC" ingest "${S[@]}" && "$LCREC" split "${S[@]}"

@@ -22,7 +22,7 @@ S=(--set data.source=ml-1m --set "paths.work_dir=$WORK" --set tracking.enabled=f
 if [ ! -e "$WORK/index/index.json" ]; then
     "$LCREC" ingest "${S[@]}"
     "$LCREC" split "${S[@]}"
-    "$LCREC" embed "${S[@]}" --set embed.encoder=sasrec --set embed.sasrec.max_minutes=20 --set embed.sasrec.patience=4
+    "$LCREC" embed "${S[@]}" --set embed.encoder=sasrec --set sasrec.max_minutes=20 --set sasrec.patience=4
     "$LCREC" quantize "${S[@]}"
 fi
 GGUF=$(python - <<'PY'

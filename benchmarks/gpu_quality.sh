@@ -54,8 +54,8 @@ t0=$SECONDS
 stamp() { echo "[$((SECONDS - t0)) s] $*"; }
 
 stamp "SASRec-CE and popularity (background, log in $WORK/baselines.log)"
-"$LCREC" baselines "${S[@]}" --device "$DEVICE" --set baselines.sasrec.max_minutes="$SASREC_MINUTES" \
-    --set baselines.sasrec.patience=6 --set baselines.sasrec.epochs=200 >"$WORK/baselines.log" 2>&1 &
+"$LCREC" baselines "${S[@]}" --device "$DEVICE" --set sasrec.max_minutes="$SASREC_MINUTES" \
+    --set sasrec.patience=6 --set sasrec.epochs=200 >"$WORK/baselines.log" 2>&1 &
 baselines_pid=$!
 
 stamp "tasks ($FAMILIES, $TASK_EPOCHS epochs, caps $CAPS)"

@@ -12,7 +12,7 @@ TINY_STEPS = [
     "decode.beam_width=10", "decode.top_k=10",
 ]
 
-TINY_BASELINES = ["baselines.sasrec.epochs=1", "baselines.sasrec.max_minutes=0.2", "baselines.sasrec.stride=0"]
+TINY_BASELINES = ["sasrec.epochs=1", "sasrec.max_minutes=0.2", "sasrec.stride=0"]
 
 # ...on ML-100K's 5-star ratings only, without the Feast materialisation (the DVC test keeps the whole data set
 # and the features stage as they are: it checks the split's statistics and every stage)

@@ -8,6 +8,7 @@ The defaults run on a 2-core CPU.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -209,7 +210,20 @@ class TasksConfig:
 
 
 @dataclass
+class RuntimeConfig:
+    """Where and how every step runs, unless its own section sets the knob (see :data:`RUNTIME_KNOBS`)."""
+
+    device: str = knob("auto", "auto (CUDA when present) | cpu | cuda; a step's own device knob overrides it.")
+    dtype: str = knob("auto", "Model weights dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | "
+                      "float16; a step's own dtype knob overrides it.")
+    threads: int = knob(0, "CPU threads torch uses (0 = torch's default); a step's own threads knob overrides it.")
+    seed: int = knob(2024, "Seed of every step's random choices; a step's own seed knob overrides it.")
+
+
+@dataclass
 class SasrecConfig:
+    """The one SASRec-CE recipe: the collaborative item vectors of ``embed.encoder=sasrec`` and the baseline."""
+
     hidden: int = knob(128, "Embedding / hidden size (128 beat 64 on MovieLens-1M valid; see benchmarks/RESULTS.md).")
     blocks: int = knob(2, "Self-attention blocks.")
     heads: int = knob(2, "Attention heads.")
@@ -243,7 +257,7 @@ class EmbedConfig:
         "Item encoder: minilm (the bundled all-MiniLM-L6-v2 over the item text, 384-d) | causal-lm (attention-masked "
         "mean of a causal LM's last hidden state, the paper's way: LLaMA-7B there, the bundled SmolLM2-135M here, "
         "576-d) | sasrec (collaborative: the item embeddings of a SASRec-CE trained on the training sequences, "
-        "embed.sasrec; items without training interactions, new items at re-index among them, get a linear map of "
+        "the top-level sasrec section; items without training interactions, new items at re-index among them, get a linear map of "
         "their embed.text_encoder vectors).",
     )
     model_path: str = knob("", "HF model folder for the encoder; empty = the encoder's bundled model (never downloads).")
@@ -263,7 +277,6 @@ class EmbedConfig:
     )
     map_ridge: float = knob(1.0, "encoder=sasrec: ridge strength of the text -> collaborative linear map (fit on "
                             "the items with training interactions).")
-    sasrec: SasrecConfig = field(default_factory=SasrecConfig)
 
 
 @dataclass
@@ -400,7 +413,6 @@ class EvaluateConfig:
 class BaselinesConfig:
     models: list[str] = knob(["popularity", "sasrec"], "Baselines to run: popularity | sasrec.")
     ks: list[int] = knob([1, 5, 10], "Cut-offs of HR@k and NDCG@k.")
-    sasrec: SasrecConfig = field(default_factory=SasrecConfig)
 
 
 @dataclass
@@ -445,7 +457,8 @@ class ServeConfig:
     cache_ttl_s: float = knob(60.0, "Seconds an in-memory copy of a Feast cache row is trusted before it is re-read.")
     cache_top_k: int = knob(20, "Items per user the cache-topk batch command stores.")
     device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
-    dtype: str = knob("float32", "Model weights dtype: float32 | bfloat16 | float16.")
+    dtype: str = knob("auto", "Model weights dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | "
+                      "float16.")
     kv_mode: str = knob("shared", "Beam-search KV cache mode (see decode.kv_mode).")
     threads: int = knob(0, "CPU threads torch uses (0 = torch's default).")
 
@@ -492,11 +505,13 @@ class Params:
     """All of ``params.yaml``: one attribute per section."""
 
     paths: PathsConfig = field(default_factory=PathsConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     data: DataConfig = field(default_factory=DataConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
+    sasrec: SasrecConfig = field(default_factory=SasrecConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     index_add: IndexAddConfig = field(default_factory=IndexAddConfig)
     tasks: TasksConfig = field(default_factory=TasksConfig)
@@ -593,6 +608,37 @@ def _build(cls: type, values: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+# The step knobs that take the runtime section's value when params.yaml (and the overrides) leave them out.
+RUNTIME_KNOBS: dict[str, tuple[str, ...]] = {
+    "device": ("embed.device", "sasrec.device", "quantize.device", "evaluate.device", "serve.device"),
+    "dtype": ("embed.dtype", "evaluate.dtype", "serve.dtype"),
+    "threads": ("sasrec.threads", "quantize.threads", "serve.threads"),
+    "seed": ("sasrec.seed", "quantize.seed", "tasks.seed", "train.seed", "evaluate.seed"),
+}
+MOVED = {"embed.sasrec": "sasrec", "baselines.sasrec": "sasrec"}  # old section -> where it lives now
+
+
+def inherit_runtime(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fill every step knob of :data:`RUNTIME_KNOBS` that ``raw`` leaves out with the runtime section's value."""
+    for old, new in MOVED.items():
+        section, key = old.split(".")
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            raise ConfigError(f"{old} is now the top-level {new} section (one SASRec-CE recipe for the embed step's "
+                              f"collaborative vectors and the baseline): move its settings there")
+    runtime = raw.get("runtime") or {}
+    if not isinstance(runtime, dict):
+        raise ConfigError(f"runtime: expected a mapping of settings, got {runtime!r}")
+    defaults = RuntimeConfig()
+    for name, knobs in RUNTIME_KNOBS.items():
+        value = runtime.get(name, getattr(defaults, name))
+        for dotted in knobs:
+            section, key = dotted.split(".")
+            node = raw.setdefault(section, {})
+            if isinstance(node, dict) and key not in node:
+                node[key] = value
+    return raw
+
+
 def _parse_scalar(text: str) -> Any:
     return yaml.safe_load(text) if text != "" else ""
 
@@ -626,7 +672,7 @@ def load_params(path: str | Path | None = "params.yaml", overrides: list[str] | 
         raise ConfigError(f"params file {path} does not exist")
     raw = apply_overrides(raw, overrides or [])
     try:
-        return check_history_lengths(_build(Params, raw, ""))
+        return check_history_lengths(_build(Params, inherit_runtime(raw), ""))
     except ConfigError as err:
         raise ConfigError(f"{path or 'params'}: {err}") from None
 
@@ -638,7 +684,7 @@ def config_from_dict(cls: type, values: dict[str, Any], where: str = "") -> Any:
 
 def params_from_dict(raw: dict[str, Any]) -> Params:
     """Type-check a raw params mapping (as in params.yaml) into :class:`Params`."""
-    return check_history_lengths(_build(Params, raw, ""))
+    return check_history_lengths(_build(Params, inherit_runtime(copy.deepcopy(raw)), ""))
 
 
 def check_history_lengths(params: Params) -> Params:

@@ -120,9 +120,9 @@ def test_baselines_write_each_users_list_and_its_diversity(tmp_path):
         start, length = rng.randrange(n), rng.randrange(8, 16)
         seqs[f"u{u}"] = [catalogue[(start + t) % n] for t in range(length)]
     split = write_split(tmp_path / "split", seqs, catalogue)
-    cfg = BaselinesConfig(sasrec=SasrecConfig(hidden=32, heads=2, dropout=0.0, max_len=10, lr=5e-3, batch_size=32,
-                                              epochs=40, patience=4, max_minutes=0, seed=0, device="cpu"))
-    res = run_baselines_on(cfg, split, tmp_path / "out", progress=False)
+    sasrec = SasrecConfig(hidden=32, heads=2, dropout=0.0, max_len=10, lr=5e-3, batch_size=32, epochs=40, patience=4,
+                          max_minutes=0, seed=0, device="cpu")
+    res = run_baselines_on(BaselinesConfig(), split, tmp_path / "out", progress=False, sasrec=sasrec)
     rows = [json.loads(line) for line in (tmp_path / "out" / "recommendations_sasrec.jsonl").read_text().splitlines()]
     assert len(rows) == 60 and all(len(r["recommended"]) == 10 for r in rows)
     hits = sum(r["recommended"][0] == r["target_item"] for r in rows)

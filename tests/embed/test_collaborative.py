@@ -66,14 +66,16 @@ def _split(tmp_path):
     return root, items
 
 
+# the SASRec-CE recipe of the fixture's collaborative vectors (the top-level sasrec section)
+RECIPE = SasrecConfig(hidden=16, epochs=8, batch_size=32, patience=8, max_minutes=0, dropout=0.0, device="cpu", lr=3e-3)
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory, tiny_lm_dir):
     tmp = tmp_path_factory.mktemp("collab")
     split, items = _split(tmp)
-    cfg = EmbedConfig(encoder="sasrec", text_encoder="causal-lm", model_path=str(tiny_lm_dir), device="cpu", fields=["text"],
-                      sasrec=SasrecConfig(hidden=16, epochs=8, batch_size=32, patience=8, max_minutes=0,
-                                          dropout=0.0, device="cpu", lr=3e-3))
-    stats = do_embed(cfg, items, tmp / "embed", progress=False, split_dir=split)
+    cfg = EmbedConfig(encoder="sasrec", text_encoder="causal-lm", model_path=str(tiny_lm_dir), device="cpu", fields=["text"])
+    stats = do_embed(cfg, items, tmp / "embed", progress=False, split_dir=split, sasrec=RECIPE)
     return cfg, items, split, tmp, stats
 
 
@@ -142,14 +144,15 @@ def test_the_baselines_step_scores_the_same_recipes_model_instead_of_training_it
     cfg, _, split, tmp, _ = fitted
     saved = tmp / "embed" / "sasrec"
     assert (saved / "sasrec.pt").exists()
-    same = run_baselines_on(BaselinesConfig(sasrec=cfg.sasrec), split, tmp_path / "same", progress=False,
-                            trained_sasrec=saved)["sasrec"]
+    same = run_baselines_on(BaselinesConfig(), split, tmp_path / "same", progress=False,
+                            trained_sasrec=saved, sasrec=RECIPE)["sasrec"]
     assert same["reused_from"] == str(saved)
-    retrained = run_baselines_on(BaselinesConfig(sasrec=cfg.sasrec), split, tmp_path / "again", progress=False)["sasrec"]
+    retrained = run_baselines_on(BaselinesConfig(), split, tmp_path / "again", progress=False,
+                                 sasrec=RECIPE)["sasrec"]
     assert "reused_from" not in retrained
     for key in ("valid", "test", "best_epoch", "epochs_run"):
         assert same[key] == retrained[key], key  # the same recipe on the same split trains the same model
-    other = dataclasses.replace(cfg.sasrec, lr=1e-3)
-    differs = run_baselines_on(BaselinesConfig(sasrec=other), split, tmp_path / "other", progress=False,
-                               trained_sasrec=saved)["sasrec"]
+    other = dataclasses.replace(RECIPE, lr=1e-3)
+    differs = run_baselines_on(BaselinesConfig(), split, tmp_path / "other", progress=False,
+                               trained_sasrec=saved, sasrec=other)["sasrec"]
     assert "reused_from" not in differs

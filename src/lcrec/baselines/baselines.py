@@ -8,13 +8,14 @@ history items not masked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from lcrec.config import BaselinesConfig, Params
+from lcrec.config import BaselinesConfig, Params, SasrecConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,11 @@ def write_lists(data: Any, top: Any, path: Path) -> dict[str, float]:
 
 
 def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progress: bool = True,
-                     trained_sasrec: Path | None = None) -> dict[str, Any]:
+                     trained_sasrec: Path | None = None, sasrec: SasrecConfig | None = None) -> dict[str, Any]:
     """Score each baseline of ``cfg.models`` on ``split_dir``; write metrics.json (+ SASRec curve) to ``out_dir``.
     ``trained_sasrec``: a folder where the embed step saved its SASRec-CE; scored instead of training one again
-    when its recipe and split equal ``cfg.sasrec``'s (``reused_from`` says so in metrics.json)."""
+    when its recipe and split equal ``sasrec``'s (the top-level ``sasrec`` section; its defaults when None;
+    ``reused_from`` says so in metrics.json)."""
     from lcrec.baselines.data import load_split
 
     unknown = sorted(set(cfg.models) - set(MODELS))
@@ -67,6 +69,7 @@ def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progr
         raise ValueError(f"baselines.models names unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    sasrec = sasrec or SasrecConfig()
     data = load_split(split_dir)
     results: dict[str, Any] = {"protocol": {
         "split": str(split_dir), "users": len(data.test.users), "items": data.num_items,
@@ -85,14 +88,14 @@ def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progr
 
         from lcrec.baselines.sasrec import load_same_sasrec, train_sasrec
 
-        res = load_same_sasrec(data, cfg.sasrec, split_dir, trained_sasrec, cfg.ks)
+        res = load_same_sasrec(data, sasrec, split_dir, trained_sasrec, cfg.ks)
         if res is None:
-            res = train_sasrec(data, cfg.sasrec, cfg.ks, progress=progress)
+            res = train_sasrec(data, sasrec, cfg.ks, progress=progress)
         (out_dir / "sasrec_history.json").write_text(json.dumps(res["history"], indent=1))
         plot_sasrec_curve(res["history"], out_dir / "sasrec_curve.png")
         top = res.pop("test_top")
         res = {k: v for k, v in res.items() if k != "history"}
-        results["sasrec"] = {**res, "config": dataclasses.asdict(cfg.sasrec),
+        results["sasrec"] = {**res, "config": dataclasses.asdict(sasrec),
                              "diversity": write_lists(data, top, out_dir / "recommendations_sasrec.jsonl")}
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     return results
@@ -114,9 +117,10 @@ def run_baselines(params: Params) -> dict[str, Any]:
 
     out_dir = params.paths.step("baselines")
     results = run_baselines_on(params.baselines, params.paths.step("split"), out_dir,
-                               trained_sasrec=params.paths.step("embed") / "sasrec")
+                               trained_sasrec=params.paths.step("embed") / "sasrec", sasrec=params.sasrec)
     arts = [p for p in (out_dir / "metrics.json", out_dir / "sasrec_history.json", out_dir / "sasrec_curve.png")
             if p.exists()]
-    log_step("baselines", params.tracking, params.paths, params=params.baselines, metrics=flat_metrics(results),
+    logged = {**dataclasses.asdict(params.baselines), "sasrec": dataclasses.asdict(params.sasrec)}
+    log_step("baselines", params.tracking, params.paths, params=logged, metrics=flat_metrics(results),
              artifacts=arts)
     return results

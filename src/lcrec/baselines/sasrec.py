@@ -42,7 +42,7 @@ def build_sasrec(num_items: int, cfg: SasrecConfig):
     from torch.nn import functional as F  # noqa: N812
 
     if cfg.hidden % cfg.heads:
-        raise ValueError(f"baselines.sasrec.hidden={cfg.hidden} must be divisible by heads={cfg.heads}")
+        raise ValueError(f"sasrec.hidden={cfg.hidden} must be divisible by heads={cfg.heads}")
 
     class Block(nn.Module):
         def __init__(self) -> None:
@@ -188,7 +188,7 @@ def train_sasrec(data: SplitData, cfg: SasrecConfig, ks: Sequence[int] = (1, 5, 
     from lcrec.model.device import resolve_bf16, resolve_device
 
     if not 0.0 < cfg.lr_decay <= 1.0 or cfg.decay_patience < 1:
-        raise ValueError(f"baselines.sasrec.lr_decay={cfg.lr_decay} must be in (0, 1] and decay_patience="
+        raise ValueError(f"sasrec.lr_decay={cfg.lr_decay} must be in (0, 1] and decay_patience="
                          f"{cfg.decay_patience} at least 1; set lr_decay=1 for a constant learning rate")
     device = resolve_device(cfg.device)
     bf16 = resolve_bf16(cfg.bf16, device)

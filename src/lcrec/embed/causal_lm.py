@@ -9,26 +9,16 @@ from lcrec.embed.mean_pool import MeanPoolEncoder
 from lcrec.embed.registry import register_encoder
 
 
-def _dtype(name: str, device: str):
-    import torch
-
-    if name in ("", "auto"):
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    try:
-        return getattr(torch, name)
-    except AttributeError as err:
-        raise ValueError(f"embed.dtype {name!r} is not a torch dtype (use auto, float32, bfloat16)") from err
-
-
 @register_encoder(
     "causal-lm", default_fields=("title", "description"), normalize=False,
     help="mean-pooled last hidden state of a causal LM (bundled SmolLM2-135M or embed.model_path)",
 )
 def build_causal_lm(cfg: EmbedConfig) -> MeanPoolEncoder:
     from lcrec.model.backbones import load_causal_lm
-    from lcrec.model.device import resolve_device
+    from lcrec.model.device import resolve_device, resolve_dtype
 
     device = resolve_device(cfg.device)
-    model, tok = load_causal_lm(cfg.model_path, _dtype(cfg.dtype, device), device, cfg.cache_dir or None)
+    model, tok = load_causal_lm(cfg.model_path, resolve_dtype(cfg.dtype, device, "embed.dtype"), device,
+                                cfg.cache_dir or None)
     name = "causal-lm:" + (cfg.model_path or "smollm2")
     return MeanPoolEncoder(name, model.base_model, tok, device, cfg.batch_size, cfg.max_length)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lcrec.config import EmbedConfig
+from lcrec.config import EmbedConfig, SasrecConfig
 from lcrec.embed.registry import register_encoder
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,9 @@ class SasrecItemEncoder:
 
     name = "sasrec"
 
-    def __init__(self, cfg: EmbedConfig) -> None:
+    def __init__(self, cfg: EmbedConfig, sasrec: SasrecConfig | None = None) -> None:
         self.cfg = cfg
+        self.sasrec = sasrec or SasrecConfig()
 
     def text_config(self) -> EmbedConfig:
         return dataclasses.replace(self.cfg, encoder=self.cfg.text_encoder)
@@ -102,9 +103,9 @@ class SasrecItemEncoder:
         data = load_split(split_dir)
         vocab = {item: k for k, item in enumerate(data.item_ids)}
         rows = np.asarray([vocab.get(str(i), -1) for i in items["item_id"]], dtype=np.int64)
-        res = train_sasrec(data, self.cfg.sasrec, progress=progress, keep_model=True)
+        res = train_sasrec(data, self.sasrec, progress=progress, keep_model=True)
         if save_dir is not None:
-            save_trained_sasrec(res, self.cfg.sasrec, split_dir, save_dir)
+            save_trained_sasrec(res, self.sasrec, split_dir, save_dir)
         table = res["model"].item.weight.detach()[1:].float().cpu().numpy()
         counts = training_counts(data.train_sequences, data.num_items)
         warm = (rows >= 0) & (counts[np.maximum(rows, 0)] > 0)
@@ -140,5 +141,5 @@ class SasrecItemEncoder:
     "sasrec", default_fields=(), normalize=False, kind="interactions",
     help="collaborative: SASRec-CE item embeddings from the training sequences; a text map for unseen items",
 )
-def build_sasrec_encoder(cfg: EmbedConfig) -> SasrecItemEncoder:
-    return SasrecItemEncoder(cfg)
+def build_sasrec_encoder(cfg: EmbedConfig, sasrec: SasrecConfig | None = None) -> SasrecItemEncoder:
+    return SasrecItemEncoder(cfg, sasrec)

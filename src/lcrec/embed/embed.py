@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lcrec.config import EmbedConfig, Params
+from lcrec.config import EmbedConfig, Params, SasrecConfig
 
 EMB = "item_emb.npy"
 IDS = "item_ids.json"
@@ -92,9 +92,10 @@ def embed_new_items(cfg: EmbedConfig, items: pd.DataFrame, embed_meta: dict[str,
 
 
 def do_embed(cfg: EmbedConfig, items: pd.DataFrame, out_dir: str | Path, encoder=None, progress: bool = True,
-             split_dir: str | Path | None = None) -> dict[str, Any]:
+             split_dir: str | Path | None = None, sasrec: SasrecConfig | None = None) -> dict[str, Any]:
     """Embed the catalogue and write item_emb.npy, item_ids.json, embed_meta.json; return statistics.
-    ``split_dir`` (the split step's folder) is read by interaction encoders only."""
+    ``split_dir`` (the split step's folder) and ``sasrec`` (the behaviour model's recipe) are read by interaction
+    encoders only."""
     from lcrec.embed.registry import build_encoder, encoder_spec
 
     out_dir = Path(out_dir)
@@ -108,8 +109,8 @@ def do_embed(cfg: EmbedConfig, items: pd.DataFrame, out_dir: str | Path, encoder
         if split_dir is None:
             raise ValueError(f"embed.encoder={cfg.encoder} learns from the training sequences: give the split "
                              "folder (run `lcrec split` first)")
-        emb, extra = (encoder or build_encoder(cfg)).fit(items, Path(split_dir), progress=progress,
-                                                          save_dir=out_dir / "sasrec")
+        emb, extra = (encoder or build_encoder(cfg, sasrec)).fit(items, Path(split_dir), progress=progress,
+                                                                  save_dir=out_dir / "sasrec")
     else:
         emb = embed_items(cfg, items, encoder=encoder, progress=progress)
     seconds = time.perf_counter() - t0
@@ -155,6 +156,7 @@ def run_embed(params: Params) -> dict[str, Any]:
         raise FileNotFoundError(f"{items_path}: no item catalogue; run `lcrec split` first")
     items = pd.read_parquet(items_path)
     out_dir = params.paths.step("embed")
-    stats = do_embed(params.embed, items, out_dir, split_dir=params.paths.step("split"))
-    log_step("embed", params.tracking, params.paths, params=params.embed, metrics=stats, artifacts=[out_dir / META])
+    stats = do_embed(params.embed, items, out_dir, split_dir=params.paths.step("split"), sasrec=params.sasrec)
+    logged = {**asdict(params.embed), "sasrec": asdict(params.sasrec)}
+    log_step("embed", params.tracking, params.paths, params=logged, metrics=stats, artifacts=[out_dir / META])
     return stats

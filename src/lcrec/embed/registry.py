@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from lcrec.config import EmbedConfig
+from lcrec.config import EmbedConfig, SasrecConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -49,7 +49,7 @@ KINDS = ("text", "interactions")
 @dataclass(frozen=True)
 class EncoderSpec:
     name: str
-    factory: Callable[[EmbedConfig], Any]  # -> TextEncoder (kind "text") or InteractionEncoder
+    factory: Callable[..., Any]  # (cfg) -> TextEncoder (kind "text"); (cfg, sasrec) -> InteractionEncoder
     default_fields: tuple[str, ...]
     normalize: bool
     help: str
@@ -61,11 +61,12 @@ ENCODERS: dict[str, EncoderSpec] = {}
 
 def register_encoder(name: str, default_fields: tuple[str, ...], normalize: bool, help: str,  # noqa: A002
                      kind: str = "text"):
-    """Decorator: register ``factory(cfg) -> encoder`` under ``name`` (``kind``: text | interactions)."""
+    """Decorator: register ``factory(cfg) -> encoder`` under ``name`` (``kind``: text | interactions; an
+    interactions factory takes ``(cfg, sasrec)``)."""
     if kind not in KINDS:
         raise ValueError(f"encoder {name!r}: kind must be one of {KINDS}, got {kind!r}")
 
-    def wrap(factory: Callable[[EmbedConfig], Any]):
+    def wrap(factory: Callable[..., Any]):
         ENCODERS[name] = EncoderSpec(name, factory, tuple(default_fields), normalize, help, kind)
         return factory
 
@@ -83,5 +84,8 @@ def encoder_spec(name: str) -> EncoderSpec:
     return ENCODERS[name]
 
 
-def build_encoder(cfg: EmbedConfig) -> TextEncoder:
-    return encoder_spec(cfg.encoder).factory(cfg)
+def build_encoder(cfg: EmbedConfig, sasrec: SasrecConfig | None = None) -> TextEncoder:
+    """The encoder ``embed.encoder`` names. An ``interactions`` encoder's factory also gets the behaviour model's
+    recipe (the top-level ``sasrec`` section; its defaults when None)."""
+    spec = encoder_spec(cfg.encoder)
+    return spec.factory(cfg, sasrec) if spec.kind == "interactions" else spec.factory(cfg)

@@ -238,22 +238,12 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------------- the step
-def _resolve_dtype(name: str, device: str):
-    import torch
-
-    if name in ("", "auto"):
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if name not in ("float32", "bfloat16", "float16"):
-        raise ValueError(f"evaluate.dtype={name!r}; use auto | float32 | bfloat16 | float16")
-    return getattr(torch, name)
-
-
 def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_path: Path, split_dir: Path,
                    out_dir: Path, decode: DecodeConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Score the model in ``model_dir`` (``lcrec train`` output) on the test prompts of ``tasks_dir``; write
     metrics.json and plots to ``out_dir``; return the metrics (nested, see the module doc)."""
     from lcrec.decode.trie import CodeTrie
-    from lcrec.model.device import resolve_device
+    from lcrec.model.device import resolve_device, resolve_dtype
     from lcrec.model.trained import load_trained
     from lcrec.tasks.tasks import load_index, load_items
 
@@ -269,7 +259,7 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
         raise ValueError(f"{tasks_dir}/test_seq.jsonl holds no test prompts for the selected users/templates")
     users = {str(r["user_id"]) for r in rows}
     device = resolve_device(cfg.device)
-    model, tok = load_trained(model_dir, dtype=_resolve_dtype(cfg.dtype, device), merge=True)
+    model, tok = load_trained(model_dir, dtype=resolve_dtype(cfg.dtype, device, "evaluate.dtype"), merge=True)
     model = model.to(device)
     index = read_code_lists(index_path)
     trie = CodeTrie.from_index(index, tok)

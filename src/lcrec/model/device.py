@@ -1,4 +1,5 @@
-"""Pick the torch device for a step: ``auto`` means CUDA when present, else CPU."""
+"""Pick the torch device and weights dtype for a step: ``auto`` means CUDA (bfloat16) when present, else CPU
+(float32). The one resolver every step and the predictor use."""
 
 from __future__ import annotations
 
@@ -12,6 +13,21 @@ def resolve_device(name: str = "auto") -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} was asked for but torch sees no CUDA GPU; use device=cpu or auto")
     return name
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def resolve_dtype(name: str, device: str, knob: str = "dtype"):
+    """A dtype knob (auto | float32 | bfloat16 | float16) as a torch dtype for ``device``: auto = bfloat16 on
+    CUDA, float32 elsewhere. ``knob`` names the setting in the error (e.g. ``serve.dtype``)."""
+    import torch
+
+    if name in ("", "auto"):
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"{knob}={name!r}; use auto | {' | '.join(DTYPES)}")
+    return getattr(torch, name)
 
 
 def cpu_has_native_bf16() -> bool:

@@ -185,18 +185,15 @@ def resolve_model_uri(uri: str, download_dir: str | Path) -> Path:
     return path
 
 
-def load_served_model(folder: str | Path, device: str = "cpu", dtype: str = "float32") -> ServedModel:
+def load_served_model(folder: str | Path, device: str = "cpu", dtype: str = "auto") -> ServedModel:
     """Load ``folder/model`` (LoRA adapters merged for speed) and the serving settings."""
-    import torch
-
+    from lcrec.model.device import resolve_dtype
     from lcrec.model.trained import load_trained
 
     folder = Path(folder)
     meta_path = folder / SERVING_JSON
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)
-    if torch_dtype is None:
-        raise ValueError(f"serve.dtype={dtype!r} is not one of float32, bfloat16, float16")
+    torch_dtype = resolve_dtype(dtype, device, "serve.dtype")
     model, tok = load_trained(folder / MODEL_SUBDIR, dtype=torch_dtype, merge=True)
     model = model.to(device).eval()
     version = meta.get("model_version") or model_version_id(folder / MODEL_SUBDIR)
