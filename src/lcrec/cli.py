@@ -40,22 +40,21 @@ def _step_command(step) -> None:
 
     def add_args(p: argparse.ArgumentParser) -> None:
         for opt in step.options:
+            kw = {"dest": opt.dest, "help": argparse.SUPPRESS if opt.launcher else opt.help}
             if opt.action:
-                p.add_argument(opt.flag, dest=opt.dest, action=opt.action, help=opt.help)
+                kw["action"] = opt.action
             else:
-                p.add_argument(opt.flag, dest=opt.dest, default=None, help=opt.help)
-        if step.device_knob:
-            p.add_argument("--device", default=None,
-                           help=f"auto | cpu | cuda (sets {step.device_knob}; default: the params file's setting)")
-        if step.name == "train":  # set by the deepspeed launcher
-            p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+                kw.update(default=None, type=opt.type or str)
+            p.add_argument(opt.flag, *opt.aliases, **kw)
 
     def run(params: Params, args: argparse.Namespace) -> None:
         from lcrec.steps import run as run_step
 
-        if step.device_knob and args.device:
-            params = load_params_from(params, [f"{step.device_knob}={args.device}"])
-        _print_json(run_step(step.name, params, **{o.dest: getattr(args, o.dest) for o in step.options}))
+        knobs = [f"{o.knob}={getattr(args, o.dest)}" for o in step.options if o.knob and getattr(args, o.dest)]
+        if knobs:
+            params = load_params_from(params, knobs)
+        _print_json(run_step(step.name, params, **{o.dest: getattr(args, o.dest) for o in step.options
+                                                   if o.argument}))
 
     command(step.name, step.help, add_args)(run)
 
@@ -131,8 +130,9 @@ def _steps(params: Params, args: argparse.Namespace) -> None:
         return
     for s in steps.STEPS:
         where = "pipeline" if s.stage else "on demand"
-        print(f"{s.name:<11} {where:<9} reads {', '.join(s.reads) or '-':<42} writes {steps.folder(s.name)}"
-              f"  params {', '.join(s.params)}")
+        writes = s.writes or "work/" + steps.folder(s.name)
+        print(f"{s.name:<11} {where:<9} reads {', '.join(s.reads) or '-':<42} writes {writes}  params "
+              f"{', '.join(s.params)}")
 
 
 def _add_params_args(p: argparse.ArgumentParser) -> None:

@@ -20,12 +20,28 @@ from lcrec.config import Params
 
 @dataclass(frozen=True)
 class Option:
-    """A per-run option of a step (``lcrec <step> --flag``), passed to the step function as ``dest=value``."""
+    """A per-run option of a step (``lcrec <step> --flag``). By default it reaches the step function as
+    ``dest=value``; an option with a ``knob`` sets that params knob instead (``--device`` -> ``evaluate.device``);
+    a ``launcher`` option is set by a launcher (DeepSpeed's ``--local_rank``): accepted, hidden, never passed."""
 
     flag: str
     dest: str
     help: str
     action: str | None = None  # argparse action, e.g. "store_true"
+    knob: str = ""
+    aliases: tuple[str, ...] = ()
+    launcher: bool = False
+    type: type | None = None
+
+    @property
+    def argument(self) -> bool:
+        """True when the option reaches the step function as an argument."""
+        return not self.knob and not self.launcher
+
+
+def device_option(knob: str) -> Option:
+    return Option("--device", "device", f"auto | cpu | cuda (sets {knob}; default: the params file's setting)",
+                  knob=knob)
 
 
 @dataclass(frozen=True)
@@ -44,7 +60,7 @@ class Step:
     artifact: str = ""  # the KFP output artifact's name ("" = the step's name)
     options: tuple[Option, ...] = ()
     stage: bool = True  # part of the training pipeline (a DVC stage, a KFP training task, a demo step)
-    device_knob: str = ""  # the knob ``--device`` sets for this step ("" = no --device option)
+    writes: str = ""  # what it writes when that is not a work folder (for `lcrec steps`)
 
     @property
     def output(self) -> str:
@@ -74,13 +90,14 @@ STEPS: tuple[Step, ...] = (
          "Encode items into work/embed/item_emb.npy (encoders: minilm, causal-lm, sasrec).",
          reads=("split",), params=("embed", "sasrec", "runtime"),
          code=("src/lcrec/embed", "src/lcrec/model/backbones.py", "src/lcrec/baselines/sasrec.py"),
-         outs=(_w("embed"),)),
+         outs=(_w("embed"),), options=(device_option("embed.device"),)),
     Step("quantize", "lcrec.quantize.quantize:run_quantize",
          "Train the RQ-VAE and write a collision-free item index (work/index/index.json + report).",
          reads=("embed",), params=("quantize", "runtime"), code=("src/lcrec/quantize",),
          outs=tuple(_w("index", n) for n in ("index.json", "index_meta.json", "quantizer.pt")),
          metrics=(_w("index", "report.json"),),
-         plots=(_w("index", "code_usage.png"), _w("index", "training_loss.png")), artifact="index"),
+         plots=(_w("index", "code_usage.png"), _w("index", "training_loss.png")), artifact="index",
+         options=(device_option("quantize.device"),)),
     Step("features", "lcrec.features.store:run_features",
          "Write Feast sources (item codes included), `feast apply` and materialize the online store.",
          reads=("ingest", "validate", "quantize"), params=("features",), code=("src/lcrec/features",),
@@ -100,13 +117,15 @@ STEPS: tuple[Step, ...] = (
          metrics=(_w("train", "train_metrics.json"),), plots=(_w("train", "plots"),),
          exports=(_w("train", "model"),), artifact="model",
          options=(Option("--resume", "resume", "continue from the latest checkpoint in work/train/checkpoints "
-                         "(same data order, optimizer, RNG)", "store_true"),)),
+                         "(same data order, optimizer, RNG)", "store_true"),
+                  Option("--local_rank", "local_rank", "set by the deepspeed launcher", aliases=("--local-rank",),
+                         launcher=True, type=int))),
     Step("baselines", "lcrec.baselines.baselines:run_baselines",
          "Popularity and SASRec (full-softmax CE) on the same split and protocol; work/baselines/metrics.json.",
          reads=("split", "embed"), params=("baselines", "sasrec", "runtime"),
          code=("src/lcrec/baselines", "src/lcrec/evaluate/metrics.py"),
          outs=(_w("baselines", "sasrec_history.json"),), metrics=(_w("baselines", "metrics.json"),),
-         plots=(_w("baselines", "sasrec_curve.png"),), device_knob="sasrec.device",
+         plots=(_w("baselines", "sasrec_curve.png"),), options=(device_option("sasrec.device"),),
          exports=(_w("baselines", "sasrec_history.json"), _w("baselines", "metrics.json"))),
     Step("evaluate", "lcrec.evaluate.evaluate:run_evaluate",
          "Score the trained model: SEQ ranking per template (HR/NDCG), ITE, index->title; metrics.json + plot.",
@@ -116,7 +135,8 @@ STEPS: tuple[Step, ...] = (
          outs=(_w("evaluate", "recommendations.jsonl"), _w("evaluate", "per_template.csv"),
                _w("evaluate", "comparison.md")),
          metrics=(_w("evaluate", "metrics.json"),), plots=(_w("evaluate", "seq_templates.png"),),
-         exports=(_w("evaluate", "metrics.json"),), artifact="evaluation", device_knob="evaluate.device"),
+         exports=(_w("evaluate", "metrics.json"),), artifact="evaluation",
+         options=(device_option("evaluate.device"),)),
     Step("register", "lcrec.tracking.registry:run_register",
          "Register the trained model (+ index, metrics, data hash, commit) in MLflow; move @champion only if it "
          "beats the serving version.",
@@ -131,7 +151,7 @@ STEPS: tuple[Step, ...] = (
                          "fields); default: index_add.items"),)),
     Step("reindex", "lcrec.serve.reindex:run_reindex",
          "Add new items to the served index store (new version, atomic); running predictors pick it up.",
-         params=("serve", "index_add", "runtime"), stage=False,
+         params=("serve", "index_add", "runtime"), stage=False, writes="serving index store (serve.index_dir)",
          options=(Option("--items", "items_path", "new items (parquet/jsonl/csv: item_id, title, text, ...); "
                          "default: index_add.items"),
                   Option("--embeddings", "embeddings_path", ".npy with one embedding row per new item (skips "
@@ -139,14 +159,14 @@ STEPS: tuple[Step, ...] = (
     Step("cache-topk", "lcrec.serve.cache:run_cache_topk",
          "Precompute every user's top-K with the served model and push it to the Feast online store.",
          reads=("split",), params=("serve", "decode", "runtime"), stage=False,
+         writes="Feast online store (topk rows)",
          options=(Option("--users", "users_path", "parquet/csv of users (user_id [, items]); default: "
                          "work/split/sequences.parquet"),)),
 )
 
 BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
 # the folder a step writes, where it is not named after the step (``paths.dirs`` keys, ``work/<folder>``)
-FOLDER = {"ingest": "data", "validate": "validation", "quantize": "index", "index-add": "index",
-          "reindex": "serving index store (serve.index_dir)", "cache-topk": "Feast online store (topk rows)"}
+FOLDER = {"ingest": "data", "validate": "validation", "quantize": "index", "index-add": "index"}
 
 
 def pipeline_steps() -> list[Step]:
@@ -161,7 +181,8 @@ def step(name: str) -> Step:
 
 
 def folder(name: str) -> str:
-    """The ``paths.dirs`` key of a step's folder (``ingest`` -> ``data``, ``quantize`` -> ``index``)."""
+    """The ``paths.dirs`` key of a step's folder (``ingest`` -> ``data``, ``quantize`` -> ``index``); a step
+    writing elsewhere says what in ``Step.writes``."""
     return FOLDER.get(name, name)
 
 
@@ -172,7 +193,7 @@ def function(name: str) -> Callable[..., dict[str, Any]]:
 
 def run(name: str, params: Params, **options: Any) -> dict[str, Any]:
     """Run one step with ``params`` (and its options, e.g. ``resume=True``); return its stats."""
-    known = {o.dest for o in step(name).options}
+    known = {o.dest for o in step(name).options if o.argument}
     unknown = set(options) - known
     if unknown:
         raise TypeError(f"step {name!r} has no option {sorted(unknown)}; its options are {sorted(known) or 'none'}")

@@ -46,11 +46,17 @@ def parse_sets(sets: list[str]) -> list[list[str]]:
     return out
 
 
-def params_for_set(params: Params, families: list[str], overrides: list[str]) -> Params:
+ABLATION_STEPS = ("tasks", "train", "evaluate")  # the steps of the table each set reruns, in the table's order
+
+
+def params_for_set(params: Params, families: list[str], overrides: list[str], folder: Path | None = None) -> Params:
     """A copy of ``params`` with the ablation overrides applied and ``tasks.families`` set (checked like
-    params.yaml)."""
+    params.yaml); with ``folder``, the set's tasks, train and evaluate steps write under it."""
     raw = apply_overrides(params.to_dict(), list(overrides))
     raw.setdefault("tasks", {})["families"] = list(families)
+    if folder is not None:
+        dirs = raw.setdefault("paths", {}).setdefault("dirs", {})
+        dirs.update({name: str(Path(folder) / name) for name in ABLATION_STEPS})
     try:
         return params_from_dict(raw)
     except ConfigError as err:
@@ -147,34 +153,29 @@ def plot_ablation(results: list[tuple[str, dict[str, Any]]], path: Path) -> Path
 
 
 def run_ablation(params: Params) -> dict[str, Any]:
-    """Run every set of ``ablation.sets``; write ``<work>/ablation/ablation.{md,json,png}``; return the summary."""
-    from lcrec.evaluate.evaluate import evaluate_model, flat_metrics
-    from lcrec.tasks.tasks import build_tasks
+    """Run every set of ``ablation.sets`` (the table's tasks -> train -> evaluate steps, each set in its own
+    folder); write ``<work>/ablation/ablation.{md,json,png}``; return the summary."""
+    from lcrec import steps
+    from lcrec.evaluate.evaluate import flat_metrics
     from lcrec.tracking import log_step
-    from lcrec.train.train import train_model
 
     cfg = params.ablation
     root = params.paths.step("ablation")
     root.mkdir(parents=True, exist_ok=True)
-    split_dir = params.paths.step("split")
-    index_path = params.paths.step("index") / "index.json"
-    data_dir = params.paths.step("data")
-    data_dir = data_dir if data_dir.exists() else None
     results: list[tuple[str, dict[str, Any]]] = []
     for families in parse_sets(cfg.sets):
         name = set_name(families)
-        p = params_for_set(params, families, cfg.overrides)
         folder = root / name
-        metrics_path = folder / "evaluate" / "metrics.json"
+        p = params_for_set(params, families, cfg.overrides, folder)
+        metrics_path = p.paths.step("evaluate") / "metrics.json"
         if cfg.skip_done and metrics_path.exists():
             log.info("ablation %s: reusing %s", name, metrics_path)
             results.append((name, json.loads(metrics_path.read_text())))
             continue
-        log.info("ablation %s: tasks -> train -> evaluate in %s", name, folder)
-        build_tasks(p.tasks, split_dir, index_path, folder / "tasks", data_dir)
-        train_model(p.train, folder / "tasks", index_path, folder / "train")
-        m = evaluate_model(p.evaluate, folder / "train" / "model", folder / "tasks", index_path, split_dir,
-                           folder / "evaluate", decode=p.decode)
+        log.info("ablation %s: %s in %s", name, " -> ".join(ABLATION_STEPS), folder)
+        for step in ABLATION_STEPS:
+            steps.run(step, p)
+        m = json.loads(metrics_path.read_text())
         log_step("ablation", p.tracking, p.paths, params={"families": families, "overrides": cfg.overrides},
                  metrics=flat_metrics(m), tags={"lcrec.ablation_set": name})
         results.append((name, m))
