@@ -455,7 +455,10 @@ class ServeConfig:
     watch_interval_s: float = knob(0.2, "How often the predictor checks the index store's current pointer.")
     use_feature_store: bool = knob(True, "Read the top-K cache and user histories from Feast (paths.feature_repo).")
     cache_ttl_s: float = knob(60.0, "Seconds an in-memory copy of a Feast cache row is trusted before it is re-read.")
-    cache_top_k: int = knob(20, "Items per user the cache-topk batch command stores.")
+    cache_top_k: int = knob(20, "Items per user the cache-topk step stores.")
+    cache_merge_max_items: int = knob(
+        256, "cache-topk after a re-index: a row made with an older index version of the same lineage gets the "
+        "added items scored into it when at most this many were added (else the user is decoded again).")
     device: str = knob("auto", "auto (CUDA when present) | cpu | cuda.")
     dtype: str = knob("auto", "Model weights dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | "
                       "float16.")

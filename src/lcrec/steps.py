@@ -60,6 +60,7 @@ class Step:
     artifact: str = ""  # the KFP output artifact's name ("" = the step's name)
     options: tuple[Option, ...] = ()
     stage: bool = True  # part of the training pipeline (a DVC stage, a KFP training task, a demo step)
+    gate: str = ""  # "promoted": on the cluster it runs only when register moved @champion to this run's model
     writes: str = ""  # what it writes when that is not a work folder (for `lcrec steps`)
 
     @property
@@ -68,6 +69,7 @@ class Step:
 
 
 WORK = "work"
+FEAST_FILES = ("item_features.parquet", "user_features.parquet", "user_topk.parquet", "registry.db")
 
 
 def _w(*parts: str) -> str:
@@ -102,7 +104,10 @@ STEPS: tuple[Step, ...] = (
          "Write Feast sources (item codes included), `feast apply` and materialize the online store.",
          reads=("ingest", "validate", "quantize"), params=("features",), code=("src/lcrec/features",),
          files=("feature_repo/feature_store.yaml", "feature_repo/features.py"),
-         outs=(("feature_repo/data", {"persist": True}),), metrics=(_w("features", "stats.json"),)),
+         # the sources and the registry; the online store (data/online_store.db here, Redis on a cluster) is a
+         # live database the serving side writes too (cache rows, new items), not an artifact DVC can pin
+         outs=tuple((f"feature_repo/data/{n}", {"persist": True}) for n in FEAST_FILES),
+         exports=tuple(f"feature_repo/data/{n}" for n in FEAST_FILES), metrics=(_w("features", "stats.json"),)),
     Step("tasks", "lcrec.tasks.tasks:run_tasks",
          "Build the alignment-tuning instruction datasets (SEQ, SEQ-all, MUT, ASY, ITE, PER, NEG).",
          reads=("ingest", "split", "quantize"), params=("tasks", "runtime"), code=("src/lcrec/tasks",),
@@ -143,6 +148,15 @@ STEPS: tuple[Step, ...] = (
          reads=("train", "quantize", "ingest", "split", "evaluate"), params=("register",),
          code=("src/lcrec/tracking/registry.py",), outs=((_w("register", "registered.json"), {"cache": False}),),
          artifact="registration"),
+    Step("cache-topk", "lcrec.serve.cache:run_cache_topk",
+         "Bring every user's precomputed top-K (Feast online store) up to date with the served model and index: "
+         "rows kept, merged with a re-index's new items, or decoded again.",
+         reads=("train", "quantize", "split", "features", "register"), params=("serve", "decode", "runtime"),
+         code=("src/lcrec/serve/cache.py", "src/lcrec/serve/recommend.py", "src/lcrec/decode"),
+         metrics=(_w("cache-topk", "stats.json"),), artifact="cache", gate="promoted",
+         options=(Option("--users", "users_path", "parquet/csv of users (user_id [, items]); default: "
+                         "work/split/sequences.parquet"),
+                  Option("--full", "full", "recompute every row (default: only what changed)", "store_true"))),
     # serving-side steps: commands of their own, run on demand or by the re-index pipeline
     Step("index-add", "lcrec.quantize.incremental:run_index_add",
          "Give new items codes with the frozen quantizer; writes a new index version, old codes unchanged.",
@@ -156,12 +170,6 @@ STEPS: tuple[Step, ...] = (
                          "default: index_add.items"),
                   Option("--embeddings", "embeddings_path", ".npy with one embedding row per new item (skips "
                          "the encoder)"))),
-    Step("cache-topk", "lcrec.serve.cache:run_cache_topk",
-         "Precompute every user's top-K with the served model and push it to the Feast online store.",
-         reads=("split",), params=("serve", "decode", "runtime"), stage=False,
-         writes="Feast online store (topk rows)",
-         options=(Option("--users", "users_path", "parquet/csv of users (user_id [, items]); default: "
-                         "work/split/sequences.parquet"),)),
 )
 
 BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}

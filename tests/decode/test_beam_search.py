@@ -200,3 +200,29 @@ def test_a_level_marked_model_without_level_ids_is_refused(model, tokenizer, pro
             trie_beam_search(model, trie, prompts[:1], beam_width=4, top_k=4)
     finally:
         model.config.code_score_norm = "full"
+
+
+@pytest.mark.parametrize("norm", ["full", "level"])
+def test_teacher_forced_code_scores_equal_the_beam_scores(model, tokenizer, prompts, norm):
+    """score_codes gives any item the score beam search ranks it by, whatever the prompt lengths in a batch."""
+    from lcrec.decode.beam_search import score_codes
+    from lcrec.model.code_tokens import level_token_ids
+
+    trie = CodeTrie.from_index(random_index(80, seed=3), tokenizer)
+    if norm == "level":
+        model.config.code_score_norm, model.config.code_level_ids = "level", level_token_ids(tokenizer)
+    try:
+        result = trie_beam_search(model, trie, prompts, beam_width=20, top_k=8)
+        pairs = [(p, r.code) for p, recs in zip(prompts, result.recommendations, strict=True) for r in recs]
+        scored = score_codes(model, trie, [p for p, _ in pairs], [c for _, c in pairs], batch_size=5)
+    finally:
+        model.config.code_score_norm, model.config.code_level_ids = "full", None
+    beams = [r.score for recs in result.recommendations for r in recs]
+    torch.testing.assert_close(torch.tensor(scored), torch.tensor(beams), atol=1e-4, rtol=1e-5)
+    if norm == "full":  # and the exhaustive teacher-forced sum, prompt by prompt
+        p0 = prompts[0]
+        codes0 = [r.code for r in result.recommendations[0]]
+        torch.testing.assert_close(torch.tensor(score_codes(model, trie, [p0] * len(codes0), codes0)),
+                                   exhaustive_scores(model, p0, codes0), atol=1e-4, rtol=1e-5)
+    with pytest.raises(DecodeError, match="one code per prompt"):
+        score_codes(model, trie, prompts, [])

@@ -56,7 +56,8 @@ def test_training_pipeline_tasks_gates_and_gpus(compiled):
     # training runs only in the data-valid branch, the stop only in the else branch, deploy only when promoted
     assert "train" in _sub_dag(spec, by_condition[valid]) and "register" in _sub_dag(spec, by_condition[valid])
     assert set(_sub_dag(spec, by_condition[f"!({valid})"])) == {"stop-invalid"}
-    assert set(_sub_dag(spec, by_condition[promoted])) == {"deploy"}
+    # on the cluster the cache is refreshed only for a model that serving will use
+    assert set(_sub_dag(spec, by_condition[promoted])) == {"deploy", "cache-topk"}
     assert "train" not in spec["root"]["dag"]["tasks"] and "deploy" not in _sub_dag(spec, by_condition[valid])
     assert tasks["close-run"]["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"  # the exit handler
     for step in ("quantize", "train", "evaluate"):
@@ -96,6 +97,9 @@ def test_reindex_pipeline(compiled):
     pvc = spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-reindex"]["pvcMount"][0]
     assert pvc["mountPath"] == "/mnt/lcrec-work" and pvc["constant"] == "lcrec-work"
     assert tasks["swap-index"]["inputs"]["parameters"]["index_version"]["taskOutputParameter"]["producerTask"] == "reindex"
+    # the cached rows the new items can enter are refreshed after the swap, on the same volume
+    assert "swap-index" in tasks["refresh-cache"]["dependentTasks"]
+    assert "feature_repo" in spec["root"]["inputDefinitions"]["parameters"]
 
 
 def test_distributed_training_mounts_the_shared_volume_and_asks_no_gpu_for_the_launcher(tmp_path):

@@ -77,3 +77,58 @@ def test_cache_rows_leave_out_the_history_when_asked(tiny_serving):
     for row in rows:
         assert len(row["item_ids"]) == 10 and not set(row["item_ids"]) & set(histories[row["user_id"]])
         assert row["scores"] == sorted(row["scores"], reverse=True)
+
+
+def test_refresh_keeps_fresh_rows_merges_new_items_exactly_and_recomputes_what_changed(tiny_serving, feast_store,
+                                                                                       serving_copy, tmp_path):
+    """The cache-topk step does only what changed: a second run pushes nothing; after a re-index each row gets
+    the new items scored into it, equal to decoding the user again; another history or model is decoded."""
+    import dataclasses
+
+    import numpy as np
+
+    from lcrec.serve import index_store
+    from lcrec.serve.cache import compute_topk_rows, do_cache_topk, index_codes_of
+    from lcrec.serve.model_version import load_index_state, load_served_model
+    from lcrec.serve.reindex import do_reindex
+
+    store = feast_store["store"]
+    root = serving_copy / "index"
+    served = load_served_model(serving_copy)
+    state = load_index_state(index_store.current_dir(root), served.tokenizer)
+    inter = feast_store["inter"]
+    histories = {u: list(g.sort_values("timestamp")["item_id"]) for u, g in inter.groupby("user_id")}
+    wide = len(state.codes) + 20  # a beam over the whole catalogue: the search is exact, so merge == decode
+    run = dict(top_k=8, beam_width=wide, batch_size=4, progress=False, exclude_history=True,
+               previous_codes=index_codes_of(root))
+    first = do_cache_topk(served, state, histories, store, full=True, **run)
+    assert first["recomputed"] == 3 == first["pushed"]
+    again = do_cache_topk(served, state, histories, store, **run)
+    assert (again["kept"], again["pushed"], again["recomputed"]) == (3, 0, 0)
+
+    new_ids = [f"new{k}" for k in range(4)]
+    emb = np.asarray(tiny_serving["embeddings"][:4]) + 1e-3  # near existing items: they can enter the lists
+    do_reindex(pd.DataFrame({"item_id": new_ids, "title": [f"New {k}" for k in range(4)]}), root, embeddings=emb,
+               progress=False)
+    new_state = load_index_state(index_store.current_dir(root), served.tokenizer, previous=state)
+    merged = do_cache_topk(served, new_state, histories, store, **run)
+    assert (merged["merged"], merged["recomputed"], merged["pushed"]) == (3, 0, 3)
+    assert merged["merged_with_new_items"] >= 1  # some new item outranks a cached one
+    from lcrec.serve.cache import TopKCache
+
+    cache = TopKCache(store, ttl_s=-1)
+    cache.fetch(list(histories), want_history=False)
+    decoded = {r["user_id"]: r for r in compute_topk_rows(served, new_state, histories, 8, wide, 4, progress=False,
+                                                          exclude_history=True)}
+    for uid in histories:
+        entry = cache.cached_entry(uid)[1]
+        assert entry.index_version == new_state.version and entry.model_version == served.model_version
+        assert list(entry.item_ids) == decoded[uid]["item_ids"]
+        np.testing.assert_allclose(entry.scores, decoded[uid]["scores"], atol=1e-4)
+
+    moved = {**histories, "u0": histories["u0"][:-1]}  # u0's history moved on
+    other = dataclasses.replace(served, model_version="m-another")
+    partial = do_cache_topk(served, new_state, moved, store, **run)
+    assert (partial["kept"], partial["recomputed"]) == (2, 1)
+    retrained = do_cache_topk(other, new_state, histories, store, **run)
+    assert retrained["recomputed"] == 3  # rows of another model are never kept

@@ -154,17 +154,27 @@ class CodeScorer:
         """[N, T, C_d] log-probs of depth ``d``'s trie tokens at every position the forward pass returns
         (``logits_to_keep`` is honoured for the full-vocabulary path; the level path is given one position per
         beam or the prompt's last)."""
+        keep = kwargs.pop("logits_to_keep", 0)
+        out = self.states(logits_to_keep=keep, **kwargs)
+        if self.level and keep:
+            out = out[:, -keep:]
+        return self.at_depth(out, d)
+
+    def states(self, logits_to_keep: int = 0, **kwargs: Any) -> torch.Tensor:
+        """One forward pass: the last hidden states (level path) or the logits (full path), every position."""
+        if not self.level:
+            return self.model(**kwargs, logits_to_keep=logits_to_keep, use_cache=kwargs.get("past_key_values")
+                              is not None, return_dict=True).logits
+        return self.decoder(**kwargs, use_cache=kwargs.get("past_key_values") is not None,
+                            return_dict=True).last_hidden_state
+
+    def at_depth(self, out: torch.Tensor, d: int) -> torch.Tensor:
+        """[..., C_d] log-probs of depth ``d``'s trie tokens from :meth:`states` output at some positions."""
         import torch
 
         if not self.level:
-            keep = kwargs.pop("logits_to_keep", 0)
-            logits = self.model(**kwargs, logits_to_keep=keep, use_cache=True, return_dict=True).logits
-            return self.full(logits, d)
-        keep = kwargs.pop("logits_to_keep", 0)
-        hidden = self.decoder(**kwargs, use_cache=True, return_dict=True).last_hidden_state
-        if keep:
-            hidden = hidden[:, -keep:]
-        z = hidden @ self.rows[d].T.to(hidden.dtype)
+            return self.full(out, d)
+        z = out @ self.rows[d].T.to(out.dtype)
         if self.bias[d] is not None:
             z = z + self.bias[d]
         z = z.float()
@@ -174,6 +184,49 @@ class CodeScorer:
         import torch
 
         return logits.index_select(-1, self.tokens[d]).float() - torch.logsumexp(logits.float(), dim=-1, keepdim=True)
+
+
+def score_codes(model: Any, trie: CodeTrie, prompts: Sequence[Sequence[int]], codes: Sequence[Sequence[int]],
+                batch_size: int = 64, pad_token_id: int | None = None) -> list[float]:
+    """The score beam search gives code ``codes[i]`` after prompt ``prompts[i]`` (the sum over depths of the
+    code token's log-prob, normalised as the model was trained), by one teacher-forced pass per batch: how a
+    ranked list made with an older index learns where the new items would rank, without decoding again."""
+    import torch
+
+    if len(prompts) != len(codes):
+        raise DecodeError(f"{len(prompts)} prompts for {len(codes)} codes; give one code per prompt")
+    device = next(model.parameters()).device
+    tt = trie.to_tensors(device)
+    depth = tt.depth
+    columns = []
+    for code in codes:
+        if len(code) != depth:
+            raise DecodeError(f"code {tuple(code)} has {len(code)} tokens; the trie holds codes of {depth}")
+        columns.append([trie.column(d, t) for d, t in enumerate(code)])
+    if pad_token_id is None:
+        pad_token_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    scorer = CodeScorer(model, tt)
+    out: list[float] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(prompts), batch_size):
+                seqs = [list(p) + list(c[:-1]) for p, c in zip(prompts[start:start + batch_size],
+                                                               codes[start:start + batch_size], strict=True)]
+                ids, mask = _left_pad(seqs, pad_token_id, device)
+                position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+                states = scorer.states(input_ids=ids, attention_mask=mask, position_ids=position_ids)
+                width = ids.shape[1]
+                total = torch.zeros(len(seqs), device=device)
+                cols = torch.tensor(columns[start:start + batch_size], dtype=torch.long, device=device)
+                for d in range(depth):
+                    lp = scorer.at_depth(states[:, width - depth + d], d)  # [B, C_d]
+                    total += lp.gather(1, cols[:, d:d + 1]).squeeze(1)
+                out += total.tolist()
+    finally:
+        model.train(was_training)
+    return out
 
 
 def decode_batch(

@@ -229,6 +229,13 @@ class CodeTrie:
         """Nodes at depth ``d`` (depth 0: the root; depth ``self.depth``: leaves)."""
         return self._n_nodes[d]
 
+    def column(self, d: int, token_id: int) -> int:
+        """The column of ``token_id`` among depth ``d``'s tokens (the order of :meth:`level_tokens`)."""
+        col = self._column[d].get(int(token_id))
+        if col is None:
+            raise TrieError(f"token id {token_id} is not a depth-{d} token of this trie")
+        return col
+
     def level_tokens(self, d: int) -> list[int]:
         """Token ids that appear at depth ``d`` of some code."""
         return list(self._level_tokens[d])

@@ -107,7 +107,8 @@ class Server:
 
 def reindex_through_pipeline(params_file: Path, items_path: Path, folder: Path, index_root: Path,
                              tracking_uri: str, work: Path) -> dict[str, Any]:
-    """Run the KFP re-index pipeline (open MLflow run -> ``lcrec reindex`` -> swap_index -> close run) with
+    """Run the KFP re-index pipeline (open MLflow run -> ``lcrec reindex`` -> swap_index -> the cache rows the new
+    items enter -> close run) with
     kfp.local in this environment; the pipeline is compiled from the installed code first (a few seconds)."""
     from lcrec.config import load_params
     from lcrec.kubeflow.compile import compile_pipelines, run_local
@@ -120,7 +121,8 @@ def reindex_through_pipeline(params_file: Path, items_path: Path, folder: Path, 
     try:
         out = run_local(params, "reindex", compiled=compiled, pipeline_root=work / "kfp_local", arguments={
             "items_uri": str(items_path), "params_path": str(params_file), "tracking_uri": tracking_uri,
-            "index_store": str(index_root), "overrides": [f"serve.model_uri={folder}"]})
+            "index_store": str(index_root), "feature_repo": str(Path(params.paths.feature_repo).resolve()),
+            "overrides": [f"serve.model_uri={folder}"]})
     finally:
         os.chdir(old_cwd)
     return {**out, "version": read_current(index_root), "via": "KFP re-index pipeline (kfp.local)"}

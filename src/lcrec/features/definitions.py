@@ -17,7 +17,7 @@ Views (all online):
   tokenizes list columns with dask by pickling every cell three times, which made materializing MovieLens-100K
   take 16 s instead of under one.
 - ``user_topk`` (entity ``user``): the cached top-K of the recommender: item_ids, scores, index_version,
-  history_hash. Fed by ``user_topk_push`` (the serving and evaluate steps push into it).
+  history_hash, model_version. Fed by ``user_topk_push`` (the serving and evaluate steps push into it).
 
 This module imports feast at top level: import it only where feast is needed (never from the CLI at start-up).
 """
@@ -166,6 +166,11 @@ def build_definitions(ttl_days: int = 36500) -> FeastDefinitions:
                 name="history_hash",
                 dtype=String,
                 description="Hash of the history the list was computed from.",
+            ),
+            Field(
+                name="model_version",
+                dtype=String,
+                description="Version of the served model the list was computed with.",
             ),
         ],
         description="Cached top-K recommendations per user.",

@@ -31,7 +31,8 @@ USER_COLUMNS = [
     EVENT_TS,
     CREATED_TS,
 ]
-TOPK_COLUMNS = ["user_id", "item_ids", "scores", "index_version", "history_hash", EVENT_TS, CREATED_TS]
+TOPK_COLUMNS = ["user_id", "item_ids", "scores", "index_version", "history_hash", "model_version", EVENT_TS,
+                CREATED_TS]
 
 
 def utc_now() -> pd.Timestamp:
@@ -178,7 +179,8 @@ def user_frame(
 
 # --------------------------------------------------------------------------------------------------- top-K cache
 def topk_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Top-K cache rows: user_id, item_ids (list), scores (list, same length), index_version, history_hash;
+    """Top-K cache rows: user_id, item_ids (list), scores (list, same length), index_version, history_hash,
+    model_version;
     timestamps default to now."""
     df = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
     if df.empty:
@@ -197,7 +199,7 @@ def topk_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame
     ]
     if bad:
         raise ValueError(f"top-K rows: item_ids and scores differ in length for users {bad[:5]}")
-    for col in ("index_version", "history_hash"):
+    for col in ("index_version", "history_hash", "model_version"):
         out[col] = df[col].fillna("").astype(str).to_numpy() if col in df.columns else ""
     for col in (EVENT_TS, CREATED_TS):
         out[col] = pd.to_datetime(df[col], utc=True).to_numpy() if col in df.columns else now
@@ -214,6 +216,7 @@ def empty_topk_frame() -> pd.DataFrame:
             "scores": pd.Series([], dtype=object),
             "index_version": pd.Series([], dtype=object),
             "history_hash": pd.Series([], dtype=object),
+            "model_version": pd.Series([], dtype=object),
             EVENT_TS: ts,
             CREATED_TS: ts,
         }
@@ -240,6 +243,7 @@ def arrow_schema(columns: list[str]):
         "scores": pa.list_(pa.float64()),
         "index_version": pa.string(),
         "history_hash": pa.string(),
+        "model_version": pa.string(),
         EVENT_TS: pa.timestamp("us", tz="UTC"),
         CREATED_TS: pa.timestamp("us", tz="UTC"),
     }

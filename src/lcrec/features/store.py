@@ -302,7 +302,8 @@ def push_new_items(
 def push_topk(
     store: FeatureStore, rows: pd.DataFrame | Iterable[Mapping[str, Any]], to: str = "online"
 ) -> int:
-    """Push per-user top-K cache rows (user_id, item_ids, scores, index_version, history_hash). Online only by
+    """Push per-user top-K cache rows (user_id, item_ids, scores, index_version, history_hash, model_version).
+    Online only by
     default: a cache does not need the offline history, and every offline push rewrites the parquet file.
 
     The offline half is written here rather than by Feast: Feast 0.67 rewrites the file with parquet-compliant

@@ -183,6 +183,33 @@ def register(params_path: str, overrides: list, tracking_uri: str, parent_run_id
     return bool(stats["promoted"])
 
 
+def cache_topk(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
+               index: Input[Dataset], split: Input[Dataset], features: Input[Dataset], registration: Input[Artifact],
+               cache: Output[Dataset], metrics: Output[Metrics]):
+    """Bring the users' precomputed top-K in the run's Feast store up to date with the model just promoted
+    (runs only when register moved @champion)."""
+    from pathlib import Path
+
+    from lcrec.kubeflow.step_runner import run_component
+
+    run_component("cache-topk", locals(), overrides=[f"paths.feature_repo={Path(features.path) / 'feature_repo'}"])
+
+
+def refresh_cache(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, index_store: str,
+                  feature_repo: str, index_version: str, metrics: Output[Metrics]):
+    """After a re-index: merge the new items into the cached rows they can enter (served model =
+    ``serve.model_uri``), so the cache serves the new index version at once."""
+    from lcrec.kubeflow.step_runner import log_metrics, run_step
+
+    stats = run_step("cache-topk", params_path=params_path, overrides=[
+        *overrides, f"serve.index_dir={index_store}", f"paths.feature_repo={feature_repo}"],
+        tracking_uri=tracking_uri, parent_run_id=parent_run_id)
+    if stats["index_version"] != index_version:
+        raise RuntimeError(f"refreshed the cache for index {stats['index_version']}, not the published "
+                           f"{index_version}: another re-index ran meanwhile; rerun the pipeline")
+    log_metrics(metrics, stats)
+
+
 def deploy(params_path: str, overrides: list, registration: Input[Artifact], manifest: Output[Artifact]) -> str:
     """Roll the KServe InferenceService onto the registered version (a merge patch; ``deploy.target=record`` only
     writes it, ``kserve`` also applies it). Runs only when the version took the champion alias."""
@@ -223,7 +250,7 @@ def reindex(params_path: str, overrides: list, tracking_uri: str, parent_run_id:
 
 
 STEP_FUNCTIONS = [ingest, validate, features, split, embed, quantize, tasks, train, evaluate, baselines, register,
-                  deploy, reindex, swap_index]
+                  cache_topk, deploy, reindex, swap_index, refresh_cache]
 HELPER_FUNCTIONS = [open_run, close_run, stop_invalid]
 
 
@@ -234,5 +261,10 @@ def build_components(image: str, gpu_image: str, gpu_steps: list[str]) -> dict:
     out = {}
     for fn in STEP_FUNCTIONS + HELPER_FUNCTIONS:
         base = gpu_image if fn.__name__ in gpu_steps else image
-        out[fn.__name__] = dsl.component(func=fn, base_image=base, install_kfp_package=False)
+        out[component_name(fn.__name__)] = dsl.component(func=fn, base_image=base, install_kfp_package=False)
     return out
+
+
+def component_name(function_name: str) -> str:
+    """The step name a component function implements (``cache_topk`` -> ``cache-topk``)."""
+    return function_name.replace("_", "-") if function_name == "cache_topk" else function_name

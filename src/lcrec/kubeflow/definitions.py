@@ -39,6 +39,8 @@ def training_pipeline(params: Params):
     c = build_components(cfg.image, cfg.gpu_image, cfg.gpu_steps)
     distributed = cfg.train_nodes * cfg.train_gpus_per_node > 1
     ingest, validate, *gated = pipeline_steps()
+    promoted = [s for s in gated if s.gate == "promoted"]  # run on the cluster only when @champion moved
+    gated = [s for s in gated if s.gate != "promoted"]
 
     @dsl.pipeline(name="lcrec-training",
                   description="LC-Rec retraining: validated data -> item index -> features -> alignment tuning -> "
@@ -77,6 +79,10 @@ def training_pipeline(params: Params):
                 with dsl.If(reg.outputs["Output"] == True, name="beats-serving-model"):  # noqa: E712
                     c["deploy"](params_path=params_path, overrides=overrides,
                                 registration=reg.outputs["registration"])
+                    for s in promoted:
+                        tasks[s.name] = c[s.name](**common, **inputs(s))
+                        produced[s.name] = tasks[s.name].outputs[s.output]
+                        _resources(tasks[s.name], s.name, cfg)
             with dsl.Else(name="data-invalid"):
                 c["stop_invalid"](validation=val.outputs["validation"])
             _resources(ing, "ingest", cfg)
@@ -95,10 +101,10 @@ def reindex_pipeline(params: Params):
 
     @dsl.pipeline(name="lcrec-reindex",
                   description="New items -> codes from the frozen quantizer -> a new index version the predictor "
-                              "follows live; no retraining.")
+                              "follows live -> the cached top-K rows the new items enter; no retraining.")
     def reindex(items_uri: str, params_path: str = "params.yaml", overrides: list = [],  # noqa: B006
                 tracking_uri: str = cfg.tracking_uri, experiment: str = params.tracking.experiment,
-                index_store: str = f"{MOUNT}/serving/index"):
+                index_store: str = f"{MOUNT}/serving/index", feature_repo: str = f"{MOUNT}/feature_repo"):
         done = c["close_run"](tracking_uri=tracking_uri, experiment=experiment,
                               kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER).set_caching_options(False)
         with dsl.ExitHandler(done, name="mlflow-parent-run"):
@@ -108,7 +114,13 @@ def reindex_pipeline(params: Params):
                                index_store=index_store).set_caching_options(False)
             _resources(new, "reindex", cfg)
             kubernetes.mount_pvc(new, pvc_name=cfg.shared_volume, mount_path=MOUNT)
-            c["swap_index"](params_path=params_path, overrides=overrides, index_version=new.outputs["Output"])
+            swap = c["swap_index"](params_path=params_path, overrides=overrides, index_version=new.outputs["Output"])
+            refresh = c["refresh_cache"](**_common(run.output, params_path, overrides, tracking_uri),
+                                         index_store=index_store, feature_repo=feature_repo,
+                                         index_version=new.outputs["Output"]).set_caching_options(False)
+            refresh.after(swap)
+            _resources(refresh, "cache-topk", cfg)
+            kubernetes.mount_pvc(refresh, pvc_name=cfg.shared_volume, mount_path=MOUNT)
 
     return reindex
 

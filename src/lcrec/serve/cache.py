@@ -17,11 +17,13 @@ copy too, so a user asking again with the same history is answered from memory.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,13 +38,19 @@ class CacheEntry:
     scores: tuple[float, ...]
     index_version: str
     history_hash: str
+    model_version: str = ""  # empty in rows written before rows carried it: never served by a versioned model
+
+    def pairs(self) -> list[tuple[str, float]]:
+        return list(zip(self.item_ids, self.scores, strict=True))
 
 
 def cache_answer(entry: CacheEntry | None, hist_hash: str, index_version: str, k: int,
-                 exclude: frozenset[str] = frozenset()) -> list[tuple[str, float]] | None:
-    """The top-k (item, score) pairs from a cache row, or None when the row is missing, stale (other history or
-    index version) or too short once ``exclude`` is removed."""
+                 exclude: frozenset[str] = frozenset(), model_version: str = "") -> list[tuple[str, float]] | None:
+    """The top-k (item, score) pairs from a cache row, or None when the row is missing, stale (other history,
+    index version or model version) or too short once ``exclude`` is removed."""
     if entry is None or entry.history_hash != hist_hash or entry.index_version != index_version:
+        return None
+    if model_version and entry.model_version != model_version:
         return None
     out = [(i, s) for i, s in zip(entry.item_ids, entry.scores, strict=True) if i not in exclude]
     return out[:k] if len(out) >= k else None
@@ -90,7 +98,8 @@ class TopKCache:
             entry = None
             if row is not None and row.get("item_ids") is not None:
                 entry = CacheEntry(tuple(map(str, row["item_ids"])), tuple(float(s) for s in row["scores"] or ()),
-                                   str(row.get("index_version") or ""), str(row.get("history_hash") or ""))
+                                   str(row.get("index_version") or ""), str(row.get("history_hash") or ""),
+                                   str(row.get("model_version") or ""))
                 if len(entry.item_ids) != len(entry.scores):
                     entry = None
             self._put(self._rows, uid, entry)
@@ -103,6 +112,12 @@ class TopKCache:
 
 
 # --------------------------------------------------------------------------------------------------- batch job
+def _row(uid: str, pairs: Sequence[tuple[str, float]], index_version: str, hist_hash: str,
+         model_version: str) -> dict[str, Any]:
+    return {"user_id": uid, "item_ids": [i for i, _ in pairs], "scores": [float(sc) for _, sc in pairs],
+            "index_version": index_version, "history_hash": hist_hash, "model_version": model_version}
+
+
 def compute_topk_rows(served: ServedModel, state: IndexState, histories: Mapping[str, Sequence[str]],
                       top_k: int, beam_width: int, batch_size: int = 64, kv_mode: str = "shared",
                       progress: bool = True, exclude_history: bool = False) -> list[dict[str, Any]]:
@@ -114,33 +129,115 @@ def compute_topk_rows(served: ServedModel, state: IndexState, histories: Mapping
     users = [str(u) for u in histories]
     ranked = rank_histories(served, state, list(histories.values()), top_k, beam_width, batch_size, kv_mode,
                             exclude_history, progress)
-    return [{"user_id": uid, "item_ids": [i for i, _ in r.items], "scores": [s for _, s in r.items],
-             "index_version": state.version, "history_hash": r.prompt.history_hash}
+    return [_row(uid, r.items, state.version, r.prompt.history_hash, served.model_version)
             for uid, r in zip(users, ranked, strict=True) if r is not None]
+
+
+@dataclass
+class RefreshResult:
+    rows: list[dict[str, Any]]  # rows to push (recomputed and merged)
+    stats: dict[str, Any]
+
+
+def refresh_topk_rows(served: ServedModel, state: IndexState, histories: Mapping[str, Sequence[str]],
+                      existing: Mapping[str, CacheEntry | None], previous_codes: Any, top_k: int, beam_width: int,
+                      batch_size: int = 64, kv_mode: str = "shared", exclude_history: bool = False,
+                      merge_max_items: int = 256, progress: bool = True) -> RefreshResult:
+    """Bring the cache rows of ``histories`` up to date, doing only what changed:
+
+    - a row with the same history, model and index version is **kept** (nothing pushed);
+    - a row with the same history and model but an older index version of the same lineage (only items added,
+      at most ``merge_max_items`` of them) is **merged**: the new items are scored after the user's prompt by one
+      teacher-forced pass (:func:`lcrec.decode.beam_search.score_codes`, the score beam search would give them)
+      and enter the row where they outrank its items; the row then carries the new index version;
+    - any other user (no row, history moved on, another model, an unknown or rewritten index) is **recomputed**
+      by beam search.
+
+    ``previous_codes(version)`` gives an older index version's ``{item_id: code string}`` (None when unknown)."""
+    from lcrec.decode.beam_search import score_codes
+    from lcrec.serve.recommend import history_prompt
+
+    t0 = time.perf_counter()
+    keep, merge, recompute = [], [], {}
+    lineage: dict[str, list[str] | None] = {}
+
+    def added_since(version: str) -> list[str] | None:
+        if version not in lineage:
+            old = previous_codes(version)
+            same = old is not None and all(state.codes.get(i) == c for i, c in old.items())
+            lineage[version] = sorted(set(state.codes) - set(old)) if same else None
+        return lineage[version]
+
+    for uid, hist in histories.items():
+        uid = str(uid)
+        prompt = history_prompt(served, state, hist)
+        if prompt is None:
+            continue
+        entry = existing.get(uid)
+        if entry is None or entry.history_hash != prompt.history_hash or entry.model_version != served.model_version:
+            recompute[uid] = hist
+            continue
+        if entry.index_version == state.version:
+            keep.append(uid)
+            continue
+        added = added_since(entry.index_version)
+        if added is None or len(added) > merge_max_items:
+            recompute[uid] = hist
+            continue
+        drop = set(prompt.shown) if exclude_history else set()
+        merge.append((uid, prompt, entry, [i for i in added if i not in drop and i in state.trie]))
+    t_plan = time.perf_counter()
+
+    pairs = [(n, item) for n, (_, _, _, new) in enumerate(merge) for item in new]
+    scores = score_codes(served.model, state.trie, [merge[n][1].prompt_ids for n, _ in pairs],
+                         [state.trie.code_of(item) for _, item in pairs], batch_size) if pairs else []
+    scored: dict[int, list[tuple[str, float]]] = {}
+    for (n, item), sc in zip(pairs, scores, strict=True):
+        scored.setdefault(n, []).append((item, sc))
+    rows, entered = [], 0
+    for n, (uid, prompt, entry, _) in enumerate(merge):
+        merged = sorted(entry.pairs() + scored.get(n, []), key=lambda x: -x[1])[:top_k]
+        entered += any(i not in entry.item_ids for i, _ in merged)
+        rows.append(_row(uid, merged, state.version, prompt.history_hash, served.model_version))
+    t_merge = time.perf_counter()
+    rows += compute_topk_rows(served, state, recompute, top_k, beam_width, batch_size, kv_mode, progress,
+                              exclude_history) if recompute else []
+    t_end = time.perf_counter()
+    stats = {"users": len(histories), "kept": len(keep), "merged": len(merge), "merged_with_new_items": entered,
+             "recomputed": len(recompute), "skipped_no_history": len(histories) - len(keep) - len(merge) - len(recompute),
+             "index_version": state.version, "model_version": served.model_version,
+             "plan_seconds": round(t_plan - t0, 3), "merge_seconds": round(t_merge - t_plan, 3),
+             "decode_seconds": round(t_end - t_merge, 3)}
+    return RefreshResult(rows, stats)
 
 
 def do_cache_topk(served: ServedModel, state: IndexState, histories: Mapping[str, Sequence[str]], store: Any,
                   top_k: int, beam_width: int, batch_size: int = 64, kv_mode: str = "shared",
-                  progress: bool = True, exclude_history: bool = False) -> dict[str, Any]:
-    """Compute the cache rows and push them to the Feast online store; return statistics."""
+                  progress: bool = True, exclude_history: bool = False, previous_codes: Any = None,
+                  merge_max_items: int = 256, full: bool = False) -> dict[str, Any]:
+    """Refresh the cache rows of ``histories`` (:func:`refresh_topk_rows`; ``full`` recomputes every row) and
+    push what changed to the Feast online store; return statistics (rows kept, merged, recomputed, seconds)."""
     from lcrec.features.store import push_topk
 
     t0 = time.perf_counter()
-    rows = compute_topk_rows(served, state, histories, top_k, beam_width, batch_size, kv_mode, progress,
-                             exclude_history)
-    t_decode = time.perf_counter() - t0
-    pushed = push_topk(store, rows) if rows else 0
-    return {"users": len(histories), "pushed": pushed, "skipped_no_history": len(histories) - len(rows),
-            "index_version": state.version, "model_version": served.model_version,
-            "decode_seconds": t_decode, "push_seconds": time.perf_counter() - t0 - t_decode}
+    existing: dict[str, CacheEntry | None] = {}
+    if not full:  # the stored rows, parsed as the predictor parses them
+        cache = TopKCache(store, ttl_s=-1, max_entries=len(histories) + 1)
+        cache.fetch([str(u) for u in histories], want_history=False)
+        existing = {str(u): cache.cached_entry(str(u))[1] for u in histories}
+    t_read = time.perf_counter()
+    result = refresh_topk_rows(served, state, histories, existing, previous_codes or (lambda v: None), top_k,
+                               beam_width, batch_size, kv_mode, exclude_history, merge_max_items, progress)
+    t_push = time.perf_counter()
+    pushed = push_topk(store, result.rows) if result.rows else 0
+    return {**result.stats, "pushed": pushed, "read_seconds": round(t_read - t0, 3),
+            "push_seconds": round(time.perf_counter() - t_push, 3), "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def read_histories(params: Any, store: Any = None, users_path: str | None = None) -> dict[str, list[str]]:
     """Users to precompute: ``users_path`` (parquet/csv with user_id [+ items]) or work/split/sequences.parquet.
     A user's history is the feature store's recent_items (what the predictor reads for a user-id request) when
     the store has it, else the sequence's items."""
-    from pathlib import Path
-
     import pandas as pd
 
     path = Path(users_path) if users_path else params.paths.step("split") / "sequences.parquet"
@@ -161,10 +258,21 @@ def read_histories(params: Any, store: Any = None, users_path: str | None = None
     return histories
 
 
-def run_cache_topk(params: Any, users_path: str | None = None) -> dict[str, Any]:
-    """``lcrec cache-topk``: precompute every user's top-K with the served model version and index version."""
-    from pathlib import Path
+def index_codes_of(root: Path) -> Any:
+    """``version -> {item_id: code string}`` of the index store's versions (None for a version it lacks)."""
+    from lcrec.quantize.index_file import read_code_strings
+    from lcrec.serve import index_store
 
+    def codes(version: str) -> dict[str, str] | None:
+        folder = Path(root) / index_store.VERSIONS / version
+        return read_code_strings(folder) if (folder / "index.json").exists() else None
+
+    return codes
+
+
+def run_cache_topk(params: Any, users_path: str | None = None, full: bool = False) -> dict[str, Any]:
+    """``lcrec cache-topk``: bring every user's top-K up to date with the served model and index version
+    (rows kept, merged with the items a re-index added, or recomputed; ``full`` recomputes all)."""
     from lcrec.features.store import open_store
     from lcrec.serve import index_store
     from lcrec.serve.recommend import load_serving
@@ -173,11 +281,19 @@ def run_cache_topk(params: Any, users_path: str | None = None) -> dict[str, Any]
 
     cfg = params.serve
     folder = serving_folder(params)
-    served, state = load_serving(folder, index_store.current_dir(index_root(cfg, folder)), cfg)
+    root = index_root(cfg, folder)
+    served, state = load_serving(folder, index_store.current_dir(root), cfg)
     store = open_store(Path(params.paths.feature_repo))
     histories = read_histories(params, store, users_path)
     stats = do_cache_topk(served, state, histories, store, cfg.cache_top_k, max(cfg.beam_width, cfg.cache_top_k),
-                          params.decode.batch_size, cfg.kv_mode, exclude_history=cfg.exclude_history)
+                          params.decode.batch_size, cfg.kv_mode, exclude_history=cfg.exclude_history,
+                          previous_codes=index_codes_of(root), merge_max_items=cfg.cache_merge_max_items, full=full)
+    out = params.paths.step("cache-topk")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    log.info("cache-topk: %d users, %d kept, %d merged (%d with new items), %d recomputed in %.1f s",
+             stats["users"], stats["kept"], stats["merged"], stats["merged_with_new_items"], stats["recomputed"],
+             stats["seconds"])
     log_step("cache-topk", params.tracking, params.paths, params=cfg, metrics=stats,
              tags={"lcrec.index_version": state.version, "lcrec.model_version": served.model_version})
     return stats

@@ -253,14 +253,15 @@ class LcrecPredictor(kserve.Model):
             exclude = q.exclude | frozenset(prompt.shown) if self.cfg.exclude_history else q.exclude
             if q.user_id is not None:
                 pairs = cache_answer(self.cache.cached_entry(q.user_id)[1], prompt.history_hash, state.version, q.k,
-                                     exclude)
+                                     exclude, self.served.model_version)
             if pairs is None:
                 source = "decode"
                 beam = search_width(q.k, exclude, state, self.cfg.beam_width, self.cfg.max_beam)
                 ranked = await self.batcher.submit(state, prompt.prompt_ids, beam)
                 if q.user_id is not None:
                     self.cache.remember(q.user_id, CacheEntry(tuple(i for i, _ in ranked), tuple(s for _, s in ranked),
-                                                              state.version, prompt.history_hash))
+                                                              state.version, prompt.history_hash,
+                                                              self.served.model_version))
                 pairs = top_items(ranked, exclude, q.k)
             return {
                 "user_id": q.user_id,
