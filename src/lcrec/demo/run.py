@@ -88,6 +88,13 @@ def _summary_lines(stats: dict[str, dict], params: Params | None = None) -> list
             f"{'promoted to' if reg.get('promoted') else 'not promoted to'} @{reg.get('alias', 'champion')} "
             f"({reg.get('reason', '')}); @{reg.get('alias', 'champion')} = version {reg.get('champion')}"
         )
+    cache = stats.get("cache-topk")
+    if cache:
+        lines.append(
+            f"top-K cache (Feast online store): {cache['users']:,} users, {cache['recomputed']:,} decoded, "
+            f"{cache['merged']:,} merged with new items, {cache['kept']:,} kept, {cache['pushed']:,} rows pushed "
+            f"in {cache['seconds']:.1f} s"
+        )
     return lines
 
 

@@ -235,14 +235,20 @@ def do_cache_topk(served: ServedModel, state: IndexState, histories: Mapping[str
 
 
 def read_histories(params: Any, store: Any = None, users_path: str | None = None) -> dict[str, list[str]]:
-    """Users to precompute: ``users_path`` (parquet/csv with user_id [+ items]) or work/split/sequences.parquet.
-    A user's history is the feature store's recent_items (what the predictor reads for a user-id request) when
-    the store has it, else the sequence's items."""
+    """Users to precompute: ``users_path`` (parquet/csv with user_id [+ items]), else work/split/sequences.parquet,
+    else (a serving-side run without the pipeline's work folders, e.g. the re-index pipeline) the users of the
+    Feast store's user source. A user's history is the feature store's recent_items (what the predictor reads
+    for a user-id request) when the store has it, else the sequence's items."""
     import pandas as pd
 
+    from lcrec.features.layout import USER_SOURCE_FILE
+
     path = Path(users_path) if users_path else params.paths.step("split") / "sequences.parquet"
+    if not users_path and not path.exists() and (Path(params.paths.feature_repo) / USER_SOURCE_FILE).exists():
+        path = Path(params.paths.feature_repo) / USER_SOURCE_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no users to precompute; run `lcrec split` or pass --users FILE")
+        raise FileNotFoundError(f"{path}: no users to precompute; run `lcrec split` (or `lcrec features`) or pass "
+                                "--users FILE")
     df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
     if "user_id" not in df.columns:
         raise ValueError(f"{path}: needs a user_id column (have {list(df.columns)})")
