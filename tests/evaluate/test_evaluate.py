@@ -46,7 +46,7 @@ def test_evaluate_end_to_end(tiny_setup):
     assert set(seq["per_template"]) == {t.id for t in pool("seq")}
     assert all(v["users"] == len(SEQUENCES) for v in seq["per_template"].values())
     for agg in ("mean", "min", "max"):
-        assert set(seq[agg]) == {"hr@1", "hr@5", "hr@10", "ndcg@1", "ndcg@5", "ndcg@10"}
+        assert set(seq[agg]) == {"hr@1", "hr@5", "hr@10", "ndcg@1", "ndcg@5", "ndcg@10", "mrr@1", "mrr@5", "mrr@10"}
         assert all(0.0 <= v <= 1.0 for v in seq[agg].values())
     assert seq["min"]["ndcg@10"] <= seq["mean"]["ndcg@10"] <= seq["max"]["ndcg@10"]
     assert seq["invalid_items"] == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lcrec.evaluate.metrics import hit_at_k, metric_names, ndcg_at_k, rank_of, ranking_metrics
+from lcrec.evaluate.metrics import hit_at_k, metric_names, mrr_at_k, ndcg_at_k, rank_of, ranking_metrics
 
 
 def test_rank_of_items_and_groups():
@@ -21,6 +21,7 @@ def test_single_user_values_by_hand():
     assert ndcg_at_k(1, 5) == pytest.approx(0.6309297535714575)  # 1/log2(3)
     assert ndcg_at_k(3, 5) == pytest.approx(0.43067655807339306)  # 1/log2(5)
     assert ndcg_at_k(3, 3) == 0.0 and ndcg_at_k(None, 10) == 0.0
+    assert mrr_at_k(0, 5) == 1.0 and mrr_at_k(3, 5) == 0.25 and mrr_at_k(5, 5) == 0.0 and mrr_at_k(None, 10) == 0.0
     with pytest.raises(ValueError, match="k must be >= 1"):
         ndcg_at_k(0, 0)
 
@@ -34,13 +35,17 @@ def test_averages_over_users_by_hand():
     ]
     targets = ["t1", "t2", "t3", "t4"]
     m = ranking_metrics(ranked, targets, ks=(1, 5, 10))
-    assert list(m) == metric_names((1, 5, 10)) == ["hr@1", "hr@5", "hr@10", "ndcg@1", "ndcg@5", "ndcg@10"]
+    assert list(m) == metric_names((1, 5, 10)) == ["hr@1", "hr@5", "hr@10", "ndcg@1", "ndcg@5", "ndcg@10",
+                                                   "mrr@1", "mrr@5", "mrr@10"]
     assert m["hr@1"] == 0.25
     assert m["hr@5"] == 0.5
     assert m["hr@10"] == 0.75
     assert m["ndcg@1"] == 0.25  # HR@1 == NDCG@1
     assert m["ndcg@5"] == pytest.approx((1 + 0.5) / 4)  # 1/log2(2) + 1/log2(4)
     assert m["ndcg@10"] == pytest.approx((1 + 0.5 + 1 / 3) / 4)  # ... + 1/log2(8)
+    assert m["mrr@1"] == 0.25 == m["hr@1"]
+    assert m["mrr@5"] == pytest.approx((1 + 1 / 3) / 4)  # ranks 0 and 2
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 3 + 1 / 7) / 4)  # ... and rank 6
 
 
 def test_input_errors():

@@ -18,12 +18,13 @@ BASE = {"sasrec": {"test": {"hr@1": 0.04, "hr@5": 0.1, "hr@10": 0.18, "ndcg@5": 
 def test_table_rows_and_ratio():
     text = comparison_table(OURS, BASE)
     lines = text.splitlines()
-    assert lines[0] == ("| model | HR@1 | HR@5 | HR@10 | NDCG@5 | NDCG@10 | NDCG@10 / SASRec-CE | distinct top-1 | "
-                        "top-10 coverage |")
-    assert lines[1] == "|---|---|---|---|---|---|---|---|---|"
-    assert lines[2] == "| LC-Rec (ours, mean of 3 templates) | 0.0500 | 0.1200 | 0.2000 | 0.0800 | 0.1100 | 1.10x | — | — |"
-    assert lines[3] == "| SASRec-CE | 0.0400 | 0.1000 | 0.1800 | 0.0700 | 0.1000 | 1.00x | — | — |"
-    assert lines[4] == "| Popularity | 0.0030 | 0.0250 | 0.0500 | 0.0144 | 0.0224 | 0.22x | — | — |"
+    assert lines[0] == ("| model | HR@1 | HR@5 | HR@10 | NDCG@5 | NDCG@10 | MRR@5 | MRR@10 | NDCG@10 / SASRec-CE | "
+                        "distinct top-1 | top-10 coverage |")
+    assert lines[1] == "|---|---|---|---|---|---|---|---|---|---|---|"
+    # metrics files written before MRR was reported show a dash there
+    assert lines[2] == "| LC-Rec (ours, mean of 3 templates) | 0.0500 | 0.1200 | 0.2000 | 0.0800 | 0.1100 | — | — | 1.10x | — | — |"
+    assert lines[3] == "| SASRec-CE | 0.0400 | 0.1000 | 0.1800 | 0.0700 | 0.1000 | — | — | 1.00x | — | — |"
+    assert lines[4] == "| Popularity | 0.0030 | 0.0250 | 0.0500 | 0.0144 | 0.0224 | — | — | 0.22x | — | — |"
     assert "min 0.1000, max 0.1250; 943 test users" in text
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lcrec.evaluate.metrics import hit_at_k, metric_names, ndcg_at_k
+from lcrec.evaluate.metrics import metric_names, metrics_at_rank
 
 
 def ranks_from_scores(scores, targets):
@@ -21,13 +21,12 @@ def ranks_from_scores(scores, targets):
 
 
 def metrics_from_ranks(ranks, ks=(1, 5, 10)) -> dict[str, float]:
-    """Mean HR@k and NDCG@k over users from 0-based ranks (the formulas of :mod:`lcrec.evaluate.metrics`)."""
+    """Mean HR@k, NDCG@k and MRR@k over users from 0-based ranks (the formulas of :mod:`lcrec.evaluate.metrics`)."""
     ranks = [int(r) for r in np.asarray(ranks).tolist()]
     if not ranks:
         raise ValueError("no users to evaluate")
     out = dict.fromkeys(metric_names(ks), 0.0)
     for r in ranks:
-        for k in ks:
-            out[f"hr@{k}"] += hit_at_k(r, k)
-            out[f"ndcg@{k}"] += ndcg_at_k(r, k)
+        for name, value in metrics_at_rank(r, ks).items():
+            out[name] += value
     return {k: v / len(ranks) for k, v in out.items()}

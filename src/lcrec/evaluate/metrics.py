@@ -1,4 +1,4 @@
-"""Ranking metrics with a single relevant item per user (leave-one-out): HR@k and NDCG@k.
+"""Ranking metrics with a single relevant item per user (leave-one-out): HR@k, NDCG@k and MRR@k.
 
 A user's ranked list is what the decoder returned, best first. Each entry is an item id, or a group of item ids
 that share one code (colliding items cannot be told apart by the decoder; LC-Rec counts a shared code as a hit,
@@ -6,6 +6,7 @@ and so do we: the group occupies one rank). Ranks are 0-based.
 
 - ``HR@k`` = 1 if rank < k else 0.
 - ``NDCG@k`` = 1 / log2(rank + 2) if rank < k else 0 (the ideal DCG with one relevant item is 1).
+- ``MRR@k`` = 1 / (rank + 1) if rank < k else 0 (the reciprocal rank, cut at k).
 - A target missing from the list scores 0 for every k. Averages are over all users given.
 """
 
@@ -37,21 +38,35 @@ def ndcg_at_k(rank: int | None, k: int) -> float:
     return 1.0 / math.log2(rank + 2) if rank is not None and rank < k else 0.0
 
 
+def mrr_at_k(rank: int | None, k: int) -> float:
+    """Reciprocal rank cut at ``k`` for one relevant item at 0-based ``rank``."""
+    _check_k(k)
+    return 1.0 / (rank + 1) if rank is not None and rank < k else 0.0
+
+
+METRICS = (("hr", hit_at_k), ("ndcg", ndcg_at_k), ("mrr", mrr_at_k))
+
+
+def metrics_at_rank(rank: int | None, ks: Iterable[int]) -> dict[str, float]:
+    """Every metric of :func:`metric_names` for one user whose relevant item sits at ``rank`` (None = absent)."""
+    return {f"{name}@{k}": fn(rank, k) for name, fn in METRICS for k in ks}
+
+
 def _check_k(k: int) -> None:
     if k < 1:
         raise ValueError(f"cut-off k must be >= 1, got {k}")
 
 
 def metric_names(ks: Iterable[int] = (1, 5, 10)) -> list[str]:
-    """Names in the order :func:`ranking_metrics` reports them: hr@k for each k, then ndcg@k for each k."""
+    """Names in the order :func:`ranking_metrics` reports them: hr@k for each k, then ndcg@k, then mrr@k."""
     ks = list(ks)
-    return [f"hr@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
+    return [f"{name}@{k}" for name, _ in METRICS for k in ks]
 
 
 def ranking_metrics(
     ranked_lists: Sequence[Sequence[Entry]], targets: Sequence[str], ks: Iterable[int] = (1, 5, 10)
 ) -> dict[str, float]:
-    """Mean HR@k and NDCG@k over users (``ranked_lists[i]`` is user i's list, ``targets[i]`` their item)."""
+    """Mean HR@k, NDCG@k and MRR@k over users (``ranked_lists[i]`` is user i's list, ``targets[i]`` their item)."""
     ks = list(ks)
     if len(ranked_lists) != len(targets):
         raise ValueError(
@@ -63,10 +78,8 @@ def ranking_metrics(
         _check_k(k)
     totals = dict.fromkeys(metric_names(ks), 0.0)
     for ranked, target in zip(ranked_lists, targets, strict=True):
-        rank = rank_of(target, ranked)
-        for k in ks:
-            totals[f"hr@{k}"] += hit_at_k(rank, k)
-            totals[f"ndcg@{k}"] += ndcg_at_k(rank, k)
+        for name, value in metrics_at_rank(rank_of(target, ranked), ks).items():
+            totals[name] += value
     return {name: value / len(targets) for name, value in totals.items()}
 
 

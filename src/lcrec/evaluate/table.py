@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10")
+COLUMNS = ("hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr@5", "mrr@10")
 
 
 def _fmt(v: float | None) -> str:
