@@ -226,3 +226,21 @@ def test_teacher_forced_code_scores_equal_the_beam_scores(model, tokenizer, prom
                                    exhaustive_scores(model, p0, codes0), atol=1e-4, rtol=1e-5)
     with pytest.raises(DecodeError, match="one code per prompt"):
         score_codes(model, trie, prompts, [])
+
+
+@pytest.mark.parametrize("norm", ["full", "level"])
+def test_scoring_codes_after_each_prompt_once_equals_scoring_each_pair(model, tokenizer, prompts, norm):
+    from lcrec.decode.beam_search import score_codes, score_codes_after
+    from lcrec.model.code_tokens import level_token_ids
+
+    trie = CodeTrie.from_index(random_index(80, seed=3), tokenizer)
+    codes = [c for _, c in trie.iter_codes()][:7]
+    if norm == "level":
+        model.config.code_score_norm, model.config.code_level_ids = "level", level_token_ids(tokenizer)
+    try:
+        table = score_codes_after(model, trie, prompts, codes, batch_size=21)  # 3 left-padded prompts a batch
+        pairs = score_codes(model, trie, [p for p in prompts for _ in codes], codes * len(prompts))
+    finally:
+        model.config.code_score_norm, model.config.code_level_ids = "full", None
+    torch.testing.assert_close(torch.tensor(table).flatten(), torch.tensor(pairs), atol=1e-4, rtol=1e-5)
+    assert score_codes_after(model, trie, prompts, []) == [[] for _ in prompts]

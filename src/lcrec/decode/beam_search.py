@@ -229,6 +229,58 @@ def score_codes(model: Any, trie: CodeTrie, prompts: Sequence[Sequence[int]], co
     return out
 
 
+def score_codes_after(model: Any, trie: CodeTrie, prompts: Sequence[Sequence[int]], codes: Sequence[Sequence[int]],
+                      batch_size: int = 64, pad_token_id: int | None = None) -> list[list[float]]:
+    """``[prompt][code]`` scores of the same ``codes`` after every prompt (what :func:`score_codes` gives each
+    pair), reading each prompt once: its KV cache is repeated for the codes, which then cost ``depth - 1`` tokens
+    each. The cheap way to learn where a few new items would rank for many users."""
+    import torch
+    from transformers import DynamicCache
+
+    codes = [tuple(int(t) for t in c) for c in codes]
+    if not codes or not prompts:
+        return [[] for _ in prompts]
+    device = next(model.parameters()).device
+    tt = trie.to_tensors(device)
+    depth = tt.depth
+    if any(len(c) != depth for c in codes):
+        raise DecodeError(f"every code needs {depth} tokens, the trie's depth")
+    cols = torch.tensor([[trie.column(d, t) for d, t in enumerate(c)] for c in codes], dtype=torch.long, device=device)
+    steps = torch.tensor([c[:-1] for c in codes], dtype=torch.long, device=device)  # [N, depth - 1]
+    if pad_token_id is None:
+        pad_token_id = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+    scorer = CodeScorer(model, tt)
+    n_codes = len(codes)
+    users = max(1, batch_size // n_codes)
+    out: list[list[float]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(prompts), users):
+                ids, mask = _left_pad(prompts[start:start + users], pad_token_id, device)
+                b = ids.shape[0]
+                cache = DynamicCache(config=model.config)
+                lp0 = scorer.forward(0, input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1)
+                                     .clamp(min=0), past_key_values=cache, logits_to_keep=1)[:, -1]  # [b, C_0]
+                total = lp0[:, cols[:, 0]]  # [b, N]
+                if depth > 1:
+                    cache.batch_repeat_interleave(n_codes)
+                    lengths = mask.sum(-1).repeat_interleave(n_codes)
+                    mask2 = torch.cat([mask.repeat_interleave(n_codes, dim=0),
+                                       torch.ones(b * n_codes, depth - 1, dtype=mask.dtype, device=device)], dim=1)
+                    pos = lengths[:, None] + torch.arange(depth - 1, device=device)[None, :]
+                    states = scorer.states(input_ids=steps.repeat(b, 1), attention_mask=mask2, position_ids=pos,
+                                           past_key_values=cache)  # [b * N, depth - 1, ...]
+                    for d in range(1, depth):
+                        lp = scorer.at_depth(states[:, d - 1], d)  # [b * N, C_d]
+                        total = total + lp.gather(1, cols[:, d].repeat(b)[:, None]).view(b, n_codes)
+                out += total.tolist()
+    finally:
+        model.train(was_training)
+    return out
+
+
 def decode_batch(
     model: Any,
     tt: TrieTensors,

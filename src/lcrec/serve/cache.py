@@ -154,7 +154,7 @@ def refresh_topk_rows(served: ServedModel, state: IndexState, histories: Mapping
       by beam search.
 
     ``previous_codes(version)`` gives an older index version's ``{item_id: code string}`` (None when unknown)."""
-    from lcrec.decode.beam_search import score_codes
+    from lcrec.decode.beam_search import score_codes_after
     from lcrec.serve.recommend import history_prompt
 
     t0 = time.perf_counter()
@@ -188,12 +188,21 @@ def refresh_topk_rows(served: ServedModel, state: IndexState, histories: Mapping
         merge.append((uid, prompt, entry, [i for i in added if i not in drop and i in state.trie]))
     t_plan = time.perf_counter()
 
-    pairs = [(n, item) for n, (_, _, _, new) in enumerate(merge) for item in new]
-    scores = score_codes(served.model, state.trie, [merge[n][1].prompt_ids for n, _ in pairs],
-                         [state.trie.code_of(item) for _, item in pairs], batch_size) if pairs else []
+    # every merged row gains from the same added items (those of its version): each prompt is read once and the
+    # items' codes scored after it (the score beam search gives them), then the shown ones are left out
     scored: dict[int, list[tuple[str, float]]] = {}
-    for (n, item), sc in zip(pairs, scores, strict=True):
-        scored.setdefault(n, []).append((item, sc))
+    by_version: dict[str, list[int]] = {}
+    for n, (_, _, entry, _) in enumerate(merge):
+        by_version.setdefault(entry.index_version, []).append(n)
+    for version, rows_ in by_version.items():
+        added = [i for i in (added_since(version) or []) if i in state.trie]
+        if not added:
+            continue
+        table = score_codes_after(served.model, state.trie, [merge[n][1].prompt_ids for n in rows_],
+                                  [state.trie.code_of(i) for i in added], batch_size)
+        for n, scores in zip(rows_, table, strict=True):
+            keep_new = set(merge[n][3])
+            scored[n] = [(i, sc) for i, sc in zip(added, scores, strict=True) if i in keep_new]
     rows, entered = [], 0
     for n, (uid, prompt, entry, _) in enumerate(merge):
         merged = sorted(entry.pairs() + scored.get(n, []), key=lambda x: -x[1])[:top_k]
