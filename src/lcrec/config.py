@@ -284,6 +284,21 @@ class QuantizeConfig:
     num_levels: int = knob(4, "Code levels H (LC-Rec: 4).")
     codebook_size: int = knob(256, "Codes per level K (LC-Rec: 256); capacity is K ** H distinct items.")
     code_dim: int = knob(32, "Latent and code vector size d (LC-Rec: 32).")
+    autoencoder: bool = knob(
+        True, "Train the MLP encoder/decoder around the quantiser (RQ-VAE, LC-Rec). false: residual quantisation "
+        "straight on the standardised input vectors (k-means init per level, codebooks refined by the codebook "
+        "loss; code_dim and hidden_dims unused), as Semantic Convergence does over behaviour vectors.",
+    )
+    distance: str = knob("l2", "Code lookup distance at every level, in training, assignment and index-add: "
+                         "l2 (squared Euclidean, LC-Rec) | cosine (1 - cosine similarity).")
+    align_weight: float = knob(
+        0.0, "Weight of the LLM alignment term (0 = off): each level's chosen codeword, through a learned "
+        "projection, is pulled toward the mean input-token embedding of the item's text in align_backbone "
+        "(loss 1 - cosine, averaged over levels; Semantic Convergence's L^L).",
+    )
+    align_backbone: str = knob("smollm2", "Backbone whose input token embeddings the alignment term targets "
+                               "(a train.backbone name: smollm2, hf:<folder>, tiny-llama for tests).")
+    align_fields: list[str] = knob(["title", "description"], "Item text fields whose tokens make the alignment target.")
     hidden_dims: list[int] = knob(
         [], "Encoder MLP widths between input and latent (decoder mirrors them); empty = halve the input width "
         "while >= 2 * code_dim (LC-Rec, 4096-d input: 2048,1024,512,256,128,64).",

@@ -95,7 +95,7 @@ STEPS: tuple[Step, ...] = (
          outs=(_w("embed"),), options=(device_option("embed.device"),)),
     Step("quantize", "lcrec.quantize.quantize:run_quantize",
          "Train the RQ-VAE and write a collision-free item index (work/index/index.json + report).",
-         reads=("embed",), params=("quantize", "runtime"), code=("src/lcrec/quantize",),
+         reads=("embed", "split"), params=("quantize", "runtime"), code=("src/lcrec/quantize",),
          outs=tuple(_w("index", n) for n in ("index.json", "index_meta.json", "quantizer.pt")),
          metrics=(_w("index", "report.json"),),
          plots=(_w("index", "code_usage.png"), _w("index", "training_loss.png")), artifact="index",

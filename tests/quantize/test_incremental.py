@@ -79,3 +79,19 @@ def test_index_add_rejects_wrong_dimension(built_index):
     index_dir, _, _ = built_index
     with pytest.raises(ValueError, match="24-d"):
         do_index_add(pd.DataFrame({"item_id": ["x"]}), index_dir, embeddings=np.zeros((1, 10), np.float32))
+
+
+def test_index_add_uses_the_quantizers_own_distance(tmp_path, tiny_cfg):
+    tiny_cfg.autoencoder, tiny_cfg.distance = False, "cosine"
+    emb = clustered(n=150)
+    do_quantize(tiny_cfg, emb, [f"item{i}" for i in range(150)], tmp_path / "index", progress=False)
+    quantizer = load_quantizer(tmp_path / "index" / "quantizer.pt")
+    assert quantizer.distance == "cosine" and quantizer.arch["autoencoder"] is False
+    before = read_index(tmp_path / "index")
+    new = clustered(n=25, seed=9)
+    stats = do_index_add(pd.DataFrame({"item_id": [f"new{i}" for i in range(25)]}), tmp_path / "index", embeddings=new)
+    after = read_index(tmp_path / "index")
+    want, _ = add_codes(quantizer.latents(new), quantizer.codebooks_numpy(),
+                        OccupiedCodes.from_codes(before.codes, before.codebook_size), "cosine")
+    assert stats["collision_rate"] == 0.0
+    np.testing.assert_array_equal(after.codes[150:], want)

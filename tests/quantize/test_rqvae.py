@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from quantize_data import clustered
 
@@ -60,3 +61,48 @@ def test_bad_embeddings_are_rejected(tiny_cfg):
         assert "NaN" in str(err)
     else:
         raise AssertionError("NaN embeddings were accepted")
+
+
+def test_without_the_autoencoder_codes_live_in_the_input_space(tiny_cfg):
+    from lcrec.quantize.rqvae import train_rqvae
+
+    tiny_cfg.autoencoder = False
+    emb = clustered(n=200)
+    model, history = train_rqvae(emb, tiny_cfg, progress=False)
+    assert model.arch["code_dim"] == emb.shape[1] and model.codebooks.shape == (3, 16, emb.shape[1])
+    z = model.latents(emb)
+    np.testing.assert_allclose(z, (emb - model.in_mean.numpy()) / model.in_std.numpy(), rtol=1e-5, atol=1e-5)
+    assert history["quant"][-1] < history["quant"][0]  # the codebook loss refines the k-means codebooks
+
+
+def test_the_alignment_loss_falls(tiny_cfg):
+    from lcrec.quantize.rqvae import train_rqvae
+
+    emb, labels = clustered(n=240, labels=True)
+    targets = np.random.default_rng(1).normal(size=(6, 10)).astype(np.float32)[labels]  # one target per cluster
+    tiny_cfg.align_weight, tiny_cfg.epochs, tiny_cfg.lr = 1.0, 15, 1e-2
+    model, history = train_rqvae(emb, tiny_cfg, progress=False, align_targets=targets)
+    assert model.arch["align_dim"] == 10 and len(model.align) == 3
+    assert history["align"][-1] < 0.7 * history["align"][0]
+    with pytest.raises(ValueError, match="token-embedding targets"):
+        train_rqvae(emb, tiny_cfg, progress=False)
+
+
+def test_cosine_distance_is_used_by_training_and_matches_numpy(tiny_cfg):
+    from lcrec.quantize.assign import level_distances
+    from lcrec.quantize.kmeans import code_distances
+    from lcrec.quantize.rqvae import train_rqvae
+
+    tiny_cfg.distance = "cosine"
+    emb = clustered(n=150)
+    model, _ = train_rqvae(emb, tiny_cfg, progress=False)
+    assert model.distance == "cosine"
+    z = model.latents(emb)
+    book = model.codebooks_numpy()[0]
+    np.testing.assert_allclose(code_distances(torch.from_numpy(z), torch.from_numpy(book), "cosine").numpy(),
+                               level_distances(z, book, "cosine"), atol=1e-5)
+    cos = (z / np.linalg.norm(z, axis=1, keepdims=True)) @ (book / np.linalg.norm(book, axis=1, keepdims=True)).T
+    np.testing.assert_array_equal(level_distances(z, book, "cosine").argmin(1), cos.argmax(1))
+    tiny_cfg.distance = "manhattan"
+    with pytest.raises(ValueError, match="quantize.distance"):
+        train_rqvae(emb, tiny_cfg, progress=False)

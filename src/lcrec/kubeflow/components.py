@@ -107,7 +107,7 @@ def embed(params_path: str, overrides: list, tracking_uri: str, parent_run_id: s
 
 
 def quantize(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, embed: Input[Dataset],
-             index: Output[Dataset], metrics: Output[Metrics]):
+             split: Input[Dataset], index: Output[Dataset], metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
 
     run_component("quantize", locals())

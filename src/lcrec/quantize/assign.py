@@ -55,11 +55,36 @@ def code_keys(codes: np.ndarray, codebook_size: int) -> np.ndarray:
     return keys
 
 
-def level_distances(residual: np.ndarray, book: np.ndarray) -> np.ndarray:
-    """Squared L2 distances (n, K) between residuals and one level's codes (float32)."""
+METRICS = ("l2", "cosine")
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"unknown code distance {metric!r}: quantize.distance is one of {', '.join(METRICS)}")
+    return metric
+
+
+def level_distances(residual: np.ndarray, book: np.ndarray, metric: str = "l2") -> np.ndarray:
+    """Distances (n, K) between residuals and one level's codes (float32): squared L2, or for ``cosine``
+    1 - cos(residual, code) (a zero vector is at distance 1 from every code)."""
     r = np.asarray(residual, dtype=np.float32)
     b = np.asarray(book, dtype=np.float32)
+    if metric == "cosine":
+        rn = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
+        bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        return 1.0 - rn @ bn.T
     return (r * r).sum(1, keepdims=True) - 2.0 * (r @ b.T) + (b * b).sum(1)[None, :]
+
+
+def pair_distances(residual: np.ndarray, chosen: np.ndarray, metric: str = "l2") -> np.ndarray:
+    """Row-wise distances (n,) between residual i and code vector i, in ``level_distances``' metric."""
+    r = np.asarray(residual, dtype=np.float32)
+    c = np.asarray(chosen, dtype=np.float32)
+    if metric == "cosine":
+        norms = np.maximum(np.linalg.norm(r, axis=1) * np.linalg.norm(c, axis=1), 1e-12)
+        return 1.0 - np.einsum("ij,ij->i", r, c) / norms
+    diff = r - c
+    return np.einsum("ij,ij->i", diff, diff)
 
 
 def residual_at(z: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, level: int) -> np.ndarray:
@@ -70,14 +95,14 @@ def residual_at(z: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, level: 
     return r
 
 
-def argmin_codes(z: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
+def argmin_codes(z: np.ndarray, codebooks: np.ndarray, metric: str = "l2") -> np.ndarray:
     """Plain residual quantisation: nearest code at every level (n, H) int64."""
     num_levels = codebooks.shape[0]
     out = np.empty((len(z), num_levels), dtype=np.int64)
     for i in range(0, len(z), CHUNK):
         r = np.array(z[i : i + CHUNK], dtype=np.float32, copy=True)
         for level in range(num_levels):
-            idx = level_distances(r, codebooks[level]).argmin(1)
+            idx = level_distances(r, codebooks[level], metric).argmin(1)
             out[i : i + CHUNK, level] = idx
             r -= codebooks[level][idx]
     return out
@@ -178,7 +203,7 @@ def _rank_within(groups: np.ndarray, dist: np.ndarray, rows: np.ndarray) -> tupl
 
 
 def _descend(z: np.ndarray, codes: np.ndarray, rows: np.ndarray, start: int, codebooks: np.ndarray,
-             occupied: OccupiedCodes) -> None:
+             occupied: OccupiedCodes, metric: str = "l2") -> None:
     """Re-choose levels start..H-1 of ``rows`` (prefix codes[:, :start] kept), in place.
 
     Level by level, every item proposes its codes nearest first (round r: its r-th nearest); a proposal is
@@ -194,7 +219,8 @@ def _descend(z: np.ndarray, codes: np.ndarray, rows: np.ndarray, start: int, cod
         prefix = code_keys(codes[rows, :level], k)
         ranked = np.empty((n, k), dtype=np.uint16 if k <= 65535 else np.int32)
         for i in range(0, n, CHUNK):
-            ranked[i : i + CHUNK] = np.argsort(level_distances(r[i : i + CHUNK], codebooks[level]), axis=1, kind="stable")
+            ranked[i : i + CHUNK] = np.argsort(level_distances(r[i : i + CHUNK], codebooks[level], metric), axis=1,
+                                                kind="stable")
         chosen = np.full(n, -1, dtype=np.int64)
         claimed_keys, claimed_counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
         pending = np.arange(n)
@@ -210,8 +236,8 @@ def _descend(z: np.ndarray, codes: np.ndarray, rows: np.ndarray, start: int, cod
             ok = free > 0
             p_rows, p_cand, p_child, p_free = pending[ok], cand[ok], child[ok], free[ok]
             if len(p_rows):
-                diff = r[p_rows] - codebooks[level][p_cand]
-                order, within = _rank_within(p_child, np.einsum("ij,ij->i", diff, diff), p_rows)
+                near = pair_distances(r[p_rows], codebooks[level][p_cand], metric)
+                order, within = _rank_within(p_child, near, p_rows)
                 acc = order[within < p_free[order]]
                 chosen[p_rows[acc]] = p_cand[acc]
                 keys, counts = np.unique(p_child[acc], return_counts=True)
@@ -227,7 +253,8 @@ def _descend(z: np.ndarray, codes: np.ndarray, rows: np.ndarray, start: int, cod
     occupied.add(code_keys(codes[rows], k))
 
 
-def place_items(z: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, occupied: OccupiedCodes) -> tuple[np.ndarray, int]:
+def place_items(z: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, occupied: OccupiedCodes,
+                metric: str = "l2") -> tuple[np.ndarray, int]:
     """Give every row a full code not in ``occupied`` (and distinct from each other); the chosen keys are added
     to ``occupied``. Rows keep their prefix codes[:, :H-1] when it has room and take the nearest free last
     code; rows whose prefix is full move up one level at a time (keeping codes[:, :L] and re-choosing the
@@ -251,7 +278,7 @@ def place_items(z: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, occupie
         admit = np.zeros(len(pending), dtype=bool)
         admit[order[within < room[order]]] = True
         if admit.any():
-            _descend(z, codes, pending[admit], start, codebooks, occupied)
+            _descend(z, codes, pending[admit], start, codebooks, occupied, metric)
             if start < num_levels - 1:
                 left += int(admit.sum())
         pending = pending[~admit]
@@ -275,7 +302,7 @@ class AssignStats:
 
 def sinkhorn_redistribute(
     z: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, epsilon: float, iters: int, rounds: int,
-    min_gain: float = 0.9,
+    min_gain: float = 0.9, metric: str = "l2",
 ) -> tuple[np.ndarray, int]:
     """LC-Rec's collision rounds: re-draw the last code of every colliding group by Sinkhorn in the group.
 
@@ -301,34 +328,38 @@ def sinkhorn_redistribute(
             g1 = int(np.searchsorted(bounds, bounds[g0] + CHUNK, side="right")) - 1
             g1 = max(g1, g0 + 1)
             part = rows[bounds[g0] : bounds[g1]]
-            dist = level_distances(residual_at(z[part], codes[part], codebooks, last), codebooks[last])
+            dist = level_distances(residual_at(z[part], codes[part], codebooks, last), codebooks[last], metric)
             codes[part, last] = sinkhorn_segments(dist, starts[g0:g1] - bounds[g0], epsilon, iters)
             g0 = g1
     return codes, done
 
 
 def assign_codes(
-    z: np.ndarray, codebooks: np.ndarray, sk_epsilon: float = 0.003, sk_iters: int = 50, sk_rounds: int = 20
+    z: np.ndarray, codebooks: np.ndarray, sk_epsilon: float = 0.003, sk_iters: int = 50, sk_rounds: int = 20,
+    metric: str = "l2",
 ) -> tuple[np.ndarray, AssignStats]:
-    """Collision-free codes (n, H) for latents ``z``; raises :class:`CapacityError` if n > K ** H."""
+    """Collision-free codes (n, H) for latents ``z``; raises :class:`CapacityError` if n > K ** H.
+    ``metric``: the code distance every stage uses (``l2`` or ``cosine``), the quantizer's own."""
     import time
 
     num_levels, k = codebooks.shape[0], codebooks.shape[1]
     check_capacity(len(z), num_levels, k)
+    check_metric(metric)
     stats = AssignStats(n_items=len(z))
     t = time.perf_counter()
-    codes = argmin_codes(z, codebooks)
+    codes = argmin_codes(z, codebooks, metric)
     stats.seconds["argmin"] = time.perf_counter() - t
     stats.collision_rate_argmin = collision_rate(codes, k)
     t = time.perf_counter()
-    codes, stats.sinkhorn_rounds = sinkhorn_redistribute(z, codes, codebooks, sk_epsilon, sk_iters, sk_rounds)
+    codes, stats.sinkhorn_rounds = sinkhorn_redistribute(z, codes, codebooks, sk_epsilon, sk_iters, sk_rounds,
+                                                         metric=metric)
     stats.seconds["sinkhorn"] = time.perf_counter() - t
     stats.collision_rate_sinkhorn = collision_rate(codes, k)
     t = time.perf_counter()
     rows, starts = collision_groups(code_keys(codes, k))
     if len(rows):
         last = num_levels - 1
-        d_own = level_distances(residual_at(z[rows], codes[rows], codebooks, last), codebooks[last])
+        d_own = level_distances(residual_at(z[rows], codes[rows], codebooks, last), codebooks[last], metric)
         d_own = d_own[np.arange(len(rows)), codes[rows, last]]
         gid = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
         best = np.lexsort((rows, d_own, gid))  # per group: nearest first, then lowest row
@@ -338,7 +369,7 @@ def assign_codes(
         keep = np.ones(len(z), dtype=bool)
         keep[movers] = False
         occupied = OccupiedCodes(code_keys(codes[keep], k), num_levels, k)
-        codes[movers], stats.left_prefix = place_items(z[movers], codes[movers], codebooks, occupied)
+        codes[movers], stats.left_prefix = place_items(z[movers], codes[movers], codebooks, occupied, metric)
         stats.moved_by_resolution = len(movers)
     stats.seconds["resolve"] = time.perf_counter() - t
     stats.collision_rate_final = collision_rate(codes, k)

@@ -27,13 +27,15 @@ from lcrec.quantize.index_file import CodeIndex, read_index, write_index
 QUANTIZER = "quantizer.pt"
 
 
-def add_codes(z_new: np.ndarray, codebooks: np.ndarray, occupied: OccupiedCodes) -> tuple[np.ndarray, int]:
-    """Collision-free codes (n, H) for new latents; their keys are added to ``occupied``.
+def add_codes(z_new: np.ndarray, codebooks: np.ndarray, occupied: OccupiedCodes,
+              metric: str = "l2") -> tuple[np.ndarray, int]:
+    """Collision-free codes (n, H) for new latents; their keys are added to ``occupied``. ``metric`` is the
+    quantizer's code distance (``quantizer.arch["distance"]``).
 
     Returns (codes, number of items that had to leave their nearest prefix).
     """
     check_capacity(len(occupied) + len(z_new), codebooks.shape[0], codebooks.shape[1])
-    return place_items(z_new, argmin_codes(z_new, codebooks), codebooks, occupied)
+    return place_items(z_new, argmin_codes(z_new, codebooks, metric), codebooks, occupied, metric)
 
 
 def assign_new_codes(embeddings: np.ndarray, quantizer: Any, existing: np.ndarray | OccupiedCodes) -> np.ndarray:
@@ -42,7 +44,7 @@ def assign_new_codes(embeddings: np.ndarray, quantizer: Any, existing: np.ndarra
     books = quantizer.codebooks_numpy()
     occupied = existing if isinstance(existing, OccupiedCodes) else OccupiedCodes.from_codes(existing, books.shape[1])
     z = quantizer.latents(np.asarray(embeddings, dtype=np.float32))
-    codes, _ = add_codes(z, books, occupied)
+    codes, _ = add_codes(z, books, occupied, quantizer.distance)
     return codes
 
 
@@ -115,7 +117,7 @@ def do_index_add(
     t0 = time.perf_counter()
     occupied = OccupiedCodes.from_codes(index.codes, index.codebook_size)
     z = quantizer.latents(emb)
-    new_codes, left_prefix = add_codes(z, quantizer.codebooks_numpy(), occupied)
+    new_codes, left_prefix = add_codes(z, quantizer.codebooks_numpy(), occupied, quantizer.distance)
     t_assign = time.perf_counter() - t0
     merged = CodeIndex(index.item_ids + new_items["item_id"].tolist(), np.concatenate([index.codes, new_codes]), index.codebook_size)
     extra = {k: index.meta[k] for k in ("params", "embed") if k in index.meta}

@@ -9,13 +9,26 @@ allowed (the missing centres are jittered copies of points).
 from __future__ import annotations
 
 
-def _sq_dist(x, c):
+def code_distances(x, c, metric: str = "l2"):
+    """Torch distances (n, K) between rows of ``x`` and codes ``c``: squared L2, or 1 - cosine for ``cosine``
+    (the same metric as :func:`lcrec.quantize.assign.level_distances`, which is its numpy twin)."""
+    if metric == "cosine":
+        import torch.nn.functional as F
+
+        return 1.0 - F.normalize(x, dim=1, eps=1e-12) @ F.normalize(c, dim=1, eps=1e-12).T
     return (x * x).sum(1, keepdim=True) - 2 * x @ c.T + (c * c).sum(1)[None, :]
 
 
-def kmeans(x, k: int, iters: int = 100, generator=None):
-    """Return (k, d) centres for points ``x`` (n, d); deterministic given ``generator``'s state."""
+def kmeans(x, k: int, iters: int = 100, generator=None, metric: str = "l2"):
+    """Return (k, d) centres for points ``x`` (n, d); deterministic given ``generator``'s state.
+
+    With ``metric="cosine"`` points are assigned by cosine distance (k-means++ seeding weighted by it too) and a
+    centre is still the plain mean of its points, so a residual level keeps the scale it has to subtract.
+    """
     import torch
+
+    def _sq_dist(a, b):
+        return code_distances(a, b, metric)
 
     n, dim = x.shape
     x = x.detach()

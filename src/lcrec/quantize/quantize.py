@@ -37,8 +37,9 @@ def _plot_loss(history: dict[str, list[float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
-    for key in ("loss", "recon", "quant"):
-        ax.plot(history[key], label=key)
+    for key in ("loss", "recon", "quant", "align"):
+        if history.get(key) and any(history[key]):
+            ax.plot(history[key], label=key)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.legend(fontsize=8)
@@ -55,11 +56,14 @@ def do_quantize(
     embed_meta: dict[str, Any] | None = None,
     progress: bool = True,
     nn_sample: int | None = None,
+    align_targets: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Train the RQ-VAE, assign collision-free codes, write the index files; return flat statistics.
 
     ``nn_sample``: items whose nearest neighbour is searched for the meaningfulness score (None = up to 2000,
     fewer for huge catalogues so the exact search stays within ~1e10 multiply-adds; 0 = skip).
+    ``align_targets``: the items' mean token embeddings in the backbone (rows follow ``item_ids``), needed when
+    ``cfg.align_weight`` > 0 (:func:`lcrec.quantize.align.token_embedding_targets`).
     """
     from lcrec.model.device import resolve_device
     from lcrec.quantize.assign import assign_codes, check_capacity
@@ -74,12 +78,12 @@ def do_quantize(
     check_capacity(len(emb), cfg.num_levels, cfg.codebook_size)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
-    model, history = train_rqvae(emb, cfg, device=device, progress=progress)
+    model, history = train_rqvae(emb, cfg, device=device, progress=progress, align_targets=align_targets)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     z = model.latents(emb)
     books = model.codebooks_numpy()
-    codes, astats = assign_codes(z, books, cfg.sk_epsilon, cfg.sk_iters, cfg.sk_rounds)
+    codes, astats = assign_codes(z, books, cfg.sk_epsilon, cfg.sk_iters, cfg.sk_rounds, model.distance)
     t_assign = time.perf_counter() - t0
     qhash = save_quantizer(model, out_dir / "quantizer.pt")
     extra = {"params": asdict(cfg), "embed": embed_meta or {}, "device": device}
@@ -90,6 +94,9 @@ def do_quantize(
     report = build_report(codes, cfg.codebook_size, emb if nn_sample else None, astats, recon, nn_sample, cfg.seed)
     report["training"] = {k: v for k, v in history.items() if not isinstance(v, list)}
     report["training"]["final_loss"] = history["loss"][-1] if history["loss"] else None
+    if align_targets is not None and cfg.align_weight > 0 and history["align"]:
+        report["training"]["align_first"], report["training"]["align_final"] = history["align"][0], history["align"][-1]
+    report["tokenizer"] = {"autoencoder": cfg.autoencoder, "distance": cfg.distance, "align_weight": cfg.align_weight}
     report["version"] = meta["version"]
     (out_dir / REPORT).write_text(json.dumps(report, indent=2))
     plot_code_usage(codes, cfg.codebook_size, out_dir / USAGE_PNG, title=f"{len(codes)} items, version {meta['version']}")
@@ -111,7 +118,16 @@ def run_quantize(params: Params) -> dict[str, Any]:
 
     emb, ids, embed_meta = read_embeddings(params.paths.step("embed"))
     out_dir = params.paths.step("index")
-    stats = do_quantize(params.quantize, emb, ids, out_dir, embed_meta)
+    cfg = params.quantize
+    targets = None
+    if cfg.align_weight > 0:
+        import pandas as pd
+
+        from lcrec.quantize.align import token_embedding_targets
+
+        items = pd.read_parquet(params.paths.step("split") / "items.parquet")
+        targets = token_embedding_targets(items, ids, cfg.align_backbone, list(cfg.align_fields))
+    stats = do_quantize(cfg, emb, ids, out_dir, embed_meta, align_targets=targets)
     artifacts = [out_dir / n for n in ("index.json", "index_meta.json", REPORT, USAGE_PNG, LOSS_PNG)]
     log_step(
         "quantize", params.tracking, params.paths, params=params.quantize, metrics=stats, artifacts=artifacts,

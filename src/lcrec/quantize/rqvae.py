@@ -55,23 +55,29 @@ def build_mlp(widths: list[int], dropout: float = 0.0, batch_norm: bool = False)
     return nn.Sequential(*layers)
 
 
-def _sq_dist(x, c):
-    return (x * x).sum(1, keepdim=True) - 2 * x @ c.T + (c * c).sum(1)[None, :]
+def make_rqvae(in_dim: int, cfg: QuantizeConfig, align_dim: int = 0):
+    """An untrained RQ-VAE for ``in_dim``-wide embeddings (``align_dim``: the backbone's embedding width when
+    the LLM alignment term is on, else 0)."""
+    return RQVAE(model_config(in_dim, cfg, align_dim))
 
 
-def make_rqvae(in_dim: int, cfg: QuantizeConfig):
-    """An untrained RQ-VAE for ``in_dim``-wide embeddings."""
-    return RQVAE(model_config(in_dim, cfg))
+def model_config(in_dim: int, cfg: QuantizeConfig, align_dim: int = 0) -> dict[str, Any]:
+    """The architecture part of the config (what a saved quantizer needs to be rebuilt).
 
+    Without the autoencoder the codes live in the (standardised) input space: latent = input, code_dim = in_dim.
+    """
+    from lcrec.quantize.assign import check_metric
 
-def model_config(in_dim: int, cfg: QuantizeConfig) -> dict[str, Any]:
-    """The architecture part of the config (what a saved quantizer needs to be rebuilt)."""
+    code_dim = cfg.code_dim if cfg.autoencoder else int(in_dim)
     return {
         "in_dim": int(in_dim),
-        "widths": mlp_widths(in_dim, cfg.code_dim, list(cfg.hidden_dims)),
+        "autoencoder": bool(cfg.autoencoder),
+        "widths": mlp_widths(in_dim, code_dim, list(cfg.hidden_dims)) if cfg.autoencoder else [int(in_dim)],
         "num_levels": cfg.num_levels,
         "codebook_size": cfg.codebook_size,
-        "code_dim": cfg.code_dim,
+        "code_dim": code_dim,
+        "distance": check_metric(cfg.distance),
+        "align_dim": int(align_dim) if cfg.align_weight > 0 else 0,
         "dropout": cfg.dropout,
         "batch_norm": cfg.batch_norm,
         "beta": cfg.beta,
@@ -81,37 +87,57 @@ def model_config(in_dim: int, cfg: QuantizeConfig) -> dict[str, Any]:
 
 
 class RQVAE(nn.Module):
-    """The model. ``forward(x, use_sinkhorn)`` -> (reconstruction, quantisation loss, codes)."""
+    """The model. ``forward(x, use_sinkhorn)`` -> (reconstruction, quantisation loss, codes).
+
+    ``arch["autoencoder"]`` false: encoder and decoder are the identity, so this is plain residual quantisation
+    of the standardised inputs (Semantic Convergence's tokenizer over behaviour vectors). ``arch["align_dim"]``
+    > 0: one learned projection per level maps that level's chosen codeword into the backbone's token-embedding
+    space (:meth:`alignment_loss`). Quantizers saved before these options load as autoencoder + l2, no alignment.
+    """
 
     def __init__(self, arch: dict[str, Any]):
         super().__init__()
-        self.arch = dict(arch)
+        self.arch = dict(arch)  # kept as saved: the quantizer hash covers it
         widths = arch["widths"]
-        self.encoder = build_mlp(widths, arch["dropout"], arch["batch_norm"])
-        self.decoder = build_mlp(widths[::-1], arch["dropout"], arch["batch_norm"])
+        if arch.get("autoencoder", True):
+            self.encoder = build_mlp(widths, arch["dropout"], arch["batch_norm"])
+            self.decoder = build_mlp(widths[::-1], arch["dropout"], arch["batch_norm"])
+        else:
+            self.encoder, self.decoder = nn.Identity(), nn.Identity()
         h, k, d = arch["num_levels"], arch["codebook_size"], arch["code_dim"]
         self.codebooks = nn.Parameter(torch.empty(h, k, d).uniform_(-1.0 / k, 1.0 / k))
+        if arch.get("align_dim", 0):
+            self.align = nn.ModuleList(nn.Linear(d, arch["align_dim"]) for _ in range(h))
         self.register_buffer("in_mean", torch.zeros(arch["in_dim"]))
         self.register_buffer("in_std", torch.ones(arch["in_dim"]))
+
+    @property
+    def distance(self) -> str:
+        """The code distance of every lookup (training, assignment, index-add): ``l2`` or ``cosine``."""
+        return self.arch.get("distance", "l2")
 
     def standardize(self, x):
         """The model's input space: embeddings z-scored per dimension with the training catalogue's statistics."""
         return (x - self.in_mean) / self.in_std
 
-    def quantize(self, z, use_sinkhorn: bool = False):
-        """Residual quantisation of latents z -> (z_q with straight-through gradient, loss, codes (n, H))."""
+    def quantize(self, z, use_sinkhorn: bool = False, chosen: list | None = None):
+        """Residual quantisation of latents z -> (z_q with straight-through gradient, loss, codes (n, H)).
+        ``chosen``: a list that receives each level's chosen codewords (with their gradient), for the alignment."""
+        from lcrec.quantize.kmeans import code_distances
         from lcrec.quantize.sinkhorn import sinkhorn_plan
 
         residual, total_q, loss, codes = z, 0.0, 0.0, []
         last = self.arch["num_levels"] - 1
         for level in range(self.arch["num_levels"]):
             book = self.codebooks[level]
-            dist = _sq_dist(residual.detach(), book.detach())
+            dist = code_distances(residual.detach(), book.detach(), self.distance)
             if use_sinkhorn and level == last and self.arch["sk_epsilon"] > 0:
                 idx = sinkhorn_plan(dist, self.arch["sk_epsilon"], self.arch["sk_iters"]).argmax(1)
             else:
                 idx = dist.argmin(1)
             q = book[idx]
+            if chosen is not None:
+                chosen.append(q)
             loss = loss + F.mse_loss(q, residual.detach()) + self.arch["beta"] * F.mse_loss(q.detach(), residual)
             total_q = total_q + q.detach()
             residual = residual - q.detach()
@@ -119,11 +145,19 @@ class RQVAE(nn.Module):
         z_q = z + (total_q - z).detach()
         return z_q, loss, torch.stack(codes, dim=1)
 
-    def forward(self, x, use_sinkhorn: bool = False):
+    def forward(self, x, use_sinkhorn: bool = False, chosen: list | None = None):
         """Raw embeddings in; the reconstruction is of ``standardize(x)``."""
         z = self.encoder(self.standardize(x))
-        z_q, qloss, codes = self.quantize(z, use_sinkhorn)
+        z_q, qloss, codes = self.quantize(z, use_sinkhorn, chosen)
         return self.decoder(z_q), qloss, codes
+
+    def alignment_loss(self, chosen: list, targets):
+        """Mean over levels of 1 - cos(projection_l(codeword_l), target): pulls every level's chosen codeword
+        toward the item's mean input-token embedding in the LLM (``targets`` (n, align_dim))."""
+        if not self.arch.get("align_dim", 0):
+            raise ValueError("this quantizer was built without the alignment projections (quantize.align_weight = 0)")
+        losses = [1.0 - F.cosine_similarity(proj(q), targets, dim=1).mean() for proj, q in zip(self.align, chosen, strict=True)]
+        return torch.stack(losses).mean()
 
     def codebooks_numpy(self) -> np.ndarray:
         return self.codebooks.detach().cpu().float().numpy().copy()
@@ -161,7 +195,7 @@ def _seed_everything(seed: int) -> None:
 
 def kmeans_init(model: RQVAE, x, cfg: QuantizeConfig, generator) -> None:
     """Initialise every level's codebook by k-means on that level's residuals of a seeded sample."""
-    from lcrec.quantize.kmeans import kmeans
+    from lcrec.quantize.kmeans import code_distances, kmeans
 
     n = x.shape[0]
     take = torch.randperm(n, generator=generator)[: cfg.kmeans_sample] if cfg.kmeans_sample and n > cfg.kmeans_sample else None
@@ -171,17 +205,28 @@ def kmeans_init(model: RQVAE, x, cfg: QuantizeConfig, generator) -> None:
         residual = model.encoder(model.standardize(sample))
         model.train()
         for level in range(cfg.num_levels):
-            centres = kmeans(residual, cfg.codebook_size, cfg.kmeans_iters, generator)
+            centres = kmeans(residual, cfg.codebook_size, cfg.kmeans_iters, generator, model.distance)
             model.codebooks.data[level] = centres
-            residual = residual - centres[_sq_dist(residual, centres).argmin(1)]
+            residual = residual - centres[code_distances(residual, centres, model.distance).argmin(1)]
 
 
-def train_rqvae(emb: np.ndarray, cfg: QuantizeConfig, device: str = "cpu", progress: bool = True):
-    """Train an RQ-VAE on embeddings (n, dim); return (model in eval mode on ``device``, history dict)."""
+def train_rqvae(emb: np.ndarray, cfg: QuantizeConfig, device: str = "cpu", progress: bool = True,
+                align_targets: np.ndarray | None = None):
+    """Train an RQ-VAE on embeddings (n, dim); return (model in eval mode on ``device``, history dict).
+
+    ``align_targets`` (n, D): each item's mean input-token embedding in the backbone, required when
+    ``cfg.align_weight`` > 0 (loss = reconstruction + quant_loss_weight * quantisation + align_weight * alignment).
+    """
     if emb.ndim != 2 or len(emb) == 0:
         raise ValueError(f"embeddings must be a non-empty 2-D array (items x dim), got shape {emb.shape}")
     if not np.isfinite(emb).all():
         raise ValueError("embeddings contain NaN or inf; re-run `lcrec embed` and check the item texts")
+    if cfg.align_weight > 0:
+        if align_targets is None:
+            raise ValueError("quantize.align_weight > 0 needs the items' token-embedding targets "
+                             "(lcrec.quantize.align.token_embedding_targets); none were given")
+        if len(align_targets) != len(emb):
+            raise ValueError(f"{len(align_targets)} alignment targets for {len(emb)} embeddings")
     prev_threads = torch.get_num_threads()
     prev_det = torch.are_deterministic_algorithms_enabled()
     # CPU kernels are deterministic already; on CUDA ask for deterministic kernels (scatter/index backward).
@@ -193,14 +238,14 @@ def train_rqvae(emb: np.ndarray, cfg: QuantizeConfig, device: str = "cpu", progr
         if cuda:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True, warn_only=True)
-        return _train(emb, cfg, device, progress)
+        return _train(emb, cfg, device, progress, align_targets if cfg.align_weight > 0 else None)
     finally:
         torch.set_num_threads(prev_threads)
         if cuda:
             torch.use_deterministic_algorithms(False)
 
 
-def _train(emb: np.ndarray, cfg: QuantizeConfig, device: str, progress: bool):
+def _train(emb: np.ndarray, cfg: QuantizeConfig, device: str, progress: bool, targets: np.ndarray | None):
     from tqdm.auto import tqdm
 
     _seed_everything(cfg.seed)
@@ -209,8 +254,10 @@ def _train(emb: np.ndarray, cfg: QuantizeConfig, device: str, progress: bool):
     if cfg.train_sample and len(data) > cfg.train_sample:
         rows = np.sort(torch.randperm(len(data), generator=gen)[: cfg.train_sample].numpy())
         data = data[rows]
+        targets = None if targets is None else targets[rows]
     x = torch.from_numpy(np.ascontiguousarray(data)).to(device)
-    model = make_rqvae(data.shape[1], cfg).to(device)
+    t = None if targets is None else torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)).to(device)
+    model = make_rqvae(data.shape[1], cfg, 0 if t is None else t.shape[1]).to(device)
     if cfg.standardize:
         model.in_mean.copy_(x.mean(0))
         model.in_std.copy_(x.std(0).clamp_min(1e-6) if len(x) > 1 else torch.ones_like(x[0]))
@@ -220,27 +267,33 @@ def _train(emb: np.ndarray, cfg: QuantizeConfig, device: str, progress: bool):
     t_kmeans = time.perf_counter() - t0
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(x)
-    history: dict[str, Any] = {"loss": [], "recon": [], "quant": []}
+    history: dict[str, Any] = {"loss": [], "recon": [], "quant": [], "align": []}
     use_sk = cfg.sk_train and cfg.sk_epsilon > 0
     model.train()
     bar = tqdm(range(cfg.epochs), desc="rq-vae", unit="epoch", disable=not progress, mininterval=1.0)
     for _epoch in bar:
         order = torch.randperm(n, generator=gen).to(device)
-        sums = np.zeros(3)
+        sums = np.zeros(4)
         for i in range(0, n, cfg.batch_size):
-            batch = x[order[i : i + cfg.batch_size]]
+            rows = order[i : i + cfg.batch_size]
+            batch = x[rows]
             if len(batch) < 2 and cfg.batch_norm:
                 continue
-            recon, qloss, _ = model(batch, use_sinkhorn=use_sk)
+            chosen: list | None = [] if t is not None else None
+            recon, qloss, _ = model(batch, use_sinkhorn=use_sk, chosen=chosen)
             rloss = F.mse_loss(recon, model.standardize(batch))
             loss = rloss + cfg.quant_loss_weight * qloss
+            aloss = torch.zeros(())
+            if t is not None:
+                aloss = model.alignment_loss(chosen, t[rows])
+                loss = loss + cfg.align_weight * aloss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            sums += len(batch) / n * np.array([loss.item(), rloss.item(), qloss.item()])
-        for key, v in zip(("loss", "recon", "quant"), sums, strict=True):
+            sums += len(batch) / n * np.array([loss.item(), rloss.item(), qloss.item(), aloss.item()])
+        for key, v in zip(("loss", "recon", "quant", "align"), sums, strict=True):
             history[key].append(float(v))
         bar.set_postfix(loss=f"{sums[0]:.4g}", recon=f"{sums[1]:.3g}", refresh=False)
     model.eval()
