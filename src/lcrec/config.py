@@ -165,6 +165,19 @@ class NegTasksConfig:
 
 
 @dataclass
+class RankTasksConfig:
+    candidates: int = knob(20, "Candidates per rank prompt, listed by letter A.. (ULMRec ranks 20; at most 26); the "
+                           "answer is the letter of the next item.")
+    source: str = knob("retriever", "Where a training prompt's other candidates come from: retriever (the baselines "
+                       "step's SASRec-CE top-n for the history: the lists evaluation and serving will show) | uniform "
+                       "(random indexed items; needs no retriever). The target replaces the last one when absent; "
+                       "the list is shuffled, so its letter is uniform.")
+    max_examples: int = knob(20000, "Training prefixes drawn (seeded) for rank examples before retrieval; 0 = every "
+                             "prefix.")
+    min_history: int = knob(1, "Skip training prefixes whose history has fewer items than this.")
+
+
+@dataclass
 class TeacherConfig:
     name: str = knob("rule", "Who writes intentions and preferences: rule (deterministic, from metadata, ratings, "
                      "reviews, years) | openai (an OpenAI-compatible chat endpoint) | smollm2 (the bundled SmolLM2-Instruct).")
@@ -183,7 +196,9 @@ class TasksConfig:
     families: list[str] = knob(
         ["seq", "mut", "asy", "ite", "per", "neg"], "Task families to build (switch families off for the ablation). "
         "seqall (SEQ-all: every item of a window of the user's sequence is a target) is the opt-in alternative or "
-        "companion to seq; valid and test prompts are written for each of the two that is enabled.",
+        "companion to seq; valid and test prompts are written for each of the two that is enabled. rank (pick the next "
+        "item's letter among retrieved candidates: the rank decode mode) is opt-in and reads the baselines step's "
+        "retriever.",
     )
     epochs: int = knob(2, "Training epochs to sample templates for; train rows carry their epoch number.")
     task_epochs: dict[str, int] = knob(
@@ -207,6 +222,7 @@ class TasksConfig:
     ite: IteTasksConfig = field(default_factory=IteTasksConfig)
     per: PerTasksConfig = field(default_factory=PerTasksConfig)
     neg: NegTasksConfig = field(default_factory=NegTasksConfig)
+    rank: RankTasksConfig = field(default_factory=RankTasksConfig)
 
 
 @dataclass

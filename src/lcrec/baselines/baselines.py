@@ -1,7 +1,8 @@
 """The ``baselines`` step: popularity and SASRec-CE on the same split and protocol as the LLM.
 
 Writes ``work/baselines/metrics.json``: ``{"<model>": {"valid": {...}, "test": {...}, ...}}`` plus
-``sasrec_history.json`` (per-epoch loss and valid metrics) and ``sasrec_curve.png``.
+``sasrec_history.json`` (per-epoch loss and valid metrics), ``sasrec_curve.png`` and ``retriever/`` (the trained
+SASRec-CE with its item vocabulary: the rank mode's candidate retriever, :mod:`lcrec.baselines.retriever`).
 Protocol: leave-one-out, full ranking over every catalogue item, histories as the split capped them,
 history items not masked.
 """
@@ -67,8 +68,14 @@ def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progr
     unknown = sorted(set(cfg.models) - set(MODELS))
     if unknown:
         raise ValueError(f"baselines.models names unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    import shutil
+
+    from lcrec.baselines.retriever import RETRIEVER_DIR
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out_dir / RETRIEVER_DIR, ignore_errors=True)  # written again below when sasrec runs; an
+    (out_dir / RETRIEVER_DIR).mkdir()  # empty folder (a DVC output) when it does not, never a stale model
     sasrec = sasrec or SasrecConfig()
     data = load_split(split_dir)
     results: dict[str, Any] = {"protocol": {
@@ -88,9 +95,14 @@ def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progr
 
         from lcrec.baselines.sasrec import load_same_sasrec, train_sasrec
 
-        res = load_same_sasrec(data, sasrec, split_dir, trained_sasrec, cfg.ks)
+        from lcrec.baselines.retriever import save_retriever
+        from lcrec.baselines.sasrec import recipe_fingerprint
+
+        res = load_same_sasrec(data, sasrec, split_dir, trained_sasrec, cfg.ks, keep_model=True)
         if res is None:
-            res = train_sasrec(data, sasrec, cfg.ks, progress=progress)
+            res = train_sasrec(data, sasrec, cfg.ks, progress=progress, keep_model=True)
+        save_retriever(res.pop("model"), sasrec, data.item_ids, out_dir / RETRIEVER_DIR,
+                       recipe_fingerprint(sasrec, split_dir))
         (out_dir / "sasrec_history.json").write_text(json.dumps(res["history"], indent=1))
         plot_sasrec_curve(res["history"], out_dir / "sasrec_curve.png")
         top = res.pop("test_top")

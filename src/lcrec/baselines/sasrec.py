@@ -314,9 +314,10 @@ def save_trained_sasrec(result: dict[str, Any], cfg: SasrecConfig, split_dir: st
 
 
 def load_same_sasrec(data: SplitData, cfg: SasrecConfig, split_dir: str | Path, folder: str | Path | None,
-                     ks: Sequence[int] = (1, 5, 10)) -> dict[str, Any] | None:
+                     ks: Sequence[int] = (1, 5, 10), keep_model: bool = False) -> dict[str, Any] | None:
     """The result :func:`train_sasrec` would return, from a model saved by :func:`save_trained_sasrec` with the
-    same recipe on the same split (scored again here); None when there is none or it differs."""
+    same recipe on the same split (scored again here; the module under ``"model"`` when ``keep_model``); None
+    when there is none or it differs."""
     import torch
 
     from lcrec.model.device import resolve_device
@@ -333,6 +334,8 @@ def load_same_sasrec(data: SplitData, cfg: SasrecConfig, split_dir: str | Path, 
     model.to(device)
     out = {**score_trained(model, data, cfg, ks, device), **{k: v for k, v in meta.items() if k != "fingerprint"},
            "reused_from": str(folder)}
+    if keep_model:
+        out["model"] = model.eval()
     log.info("sasrec: scored the model trained by the embed step (%s; same recipe and split) instead of "
              "training it again", folder)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lcrec.split.readers import SplitRow
 
@@ -117,6 +118,7 @@ class TaskContext:
     max_history: int = 20
     seed: int = 2024
     positives: int = 0  # next-item examples built by the positive families (set before NEG-like families run)
+    retriever: Any = None  # lcrec.baselines.retriever.Retriever, when the rank family lists retrieved candidates
 
     def code(self, item_id: str) -> str:
         try:

@@ -8,6 +8,9 @@ Writes into ``out_dir`` (``work/tasks``):
   averages over them); valid and test rows hold the whole prompt in ``instruction`` and the code in ``response``;
 - ``test_ite.jsonl``: with the ITE family on, an intention about each test user's test item -> its code (the
   evaluate step scores these; empty otherwise), the teacher's texts for them in ``teacher_cache_test.json``;
+- ``test_rank.jsonl``: with the rank family on, each test user's rank prompt: the retriever's candidates in its
+  order (``candidates``), the letter of the target in ``response`` ("" when the retriever missed it); empty
+  otherwise;
 - ``teacher_cache.json``: the teacher's texts (reused by the next run while their inputs are unchanged);
 - ``mix.json``: the task mix (examples built, kept after caps, rows, shares, drops) per split.
 
@@ -182,6 +185,37 @@ def ite_test_rows(cfg: TasksConfig, ctx: TaskContext, test: list[SplitRow], data
     return out
 
 
+# --------------------------------------------------------------------------------------------------- RANK
+def open_retriever(cfg: TasksConfig, retriever_dir: Path | None) -> object | None:
+    """The baselines step's retriever when the rank family is on and one was written, else None."""
+    from lcrec.baselines.retriever import Retriever, has_retriever
+
+    if "rank" not in cfg.families or not has_retriever(retriever_dir):
+        return None
+    return Retriever.load(retriever_dir)
+
+
+def rank_test_rows(cfg: TasksConfig, ctx: TaskContext, test: list[SplitRow]) -> list[dict[str, Any]]:
+    """Each test user's rank prompt over the retriever's top ``tasks.rank.candidates`` (in its order, history
+    items not masked, as the generative protocol); the target's letter, or "" when it was not retrieved."""
+    from lcrec.decode.letters import candidate_letters
+    from lcrec.tasks.rank import RANK_TEMPLATE, rank_prompt
+
+    rows = [r for r in test if r.history]
+    if ctx.retriever is None or not rows:
+        return []
+    letters = candidate_letters(cfg.rank.candidates)
+    found = ctx.retriever.top([r.history for r in rows], cfg.rank.candidates, allowed=set(ctx.codes))
+    out = []
+    for r, items in zip(rows, found, strict=True):
+        cands = [i for i, _ in items]
+        history = [ctx.code(i) for i in ctx.recent(r.history)]
+        out.append({"task": "rank", "template": RANK_TEMPLATE, "epoch": 0, "user_id": r.user_id,
+                    "target_item": r.target, "instruction": rank_prompt(history, [ctx.code(c) for c in cands]),
+                    "response": letters[cands.index(r.target)] if r.target in cands else "", "candidates": cands})
+    return out
+
+
 # --------------------------------------------------------------------------------------------------- the step
 def next_item_tasks(families: list[str]) -> list[str]:
     """The next-item template pools to write valid/test prompts for: those of the enabled families (seq,
@@ -206,12 +240,14 @@ def _check(cfg: TasksConfig) -> None:
 
 
 def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Path,
-                data_dir: Path | None = None) -> dict[str, Any]:
-    """Build every enabled task family and write train/valid/test rows, the teacher cache and the mix."""
+                data_dir: Path | None = None, retriever_dir: Path | None = None) -> dict[str, Any]:
+    """Build every enabled task family and write train/valid/test rows, the teacher cache and the mix.
+    ``retriever_dir``: the baselines step's retriever, read by the rank family."""
     _check(cfg)
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx, valid, test = load_context(split_dir, index_path, cfg.max_history, cfg.seed)
+    ctx.retriever = open_retriever(cfg, retriever_dir)
 
     families = [get_family(name) for name in dict.fromkeys(cfg.families)]
     needs = {n for f in families for n in f.needs}
@@ -254,6 +290,7 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
     if not test_cache.exists():
         TeacherCache().save(test_cache)  # a DVC output like teacher_cache.json: present after every run
     n_ite = write_jsonl(ite, out_dir / "test_ite.jsonl")  # always written (empty without ITE): a DVC output
+    n_rank = write_jsonl(rank_test_rows(cfg, ctx, test), out_dir / "test_rank.jsonl")  # likewise
 
     summary = {
         "families": [f.name for f in families], "epochs": cfg.epochs, "seed": cfg.seed,
@@ -268,20 +305,22 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
     log.info("tasks: %d train rows (%d epochs), %d valid rows, %d test rows -> %s", n_train, cfg.epochs, n_valid,
              n_test, out_dir)
     return {
-        "train_rows": n_train, "valid_rows": n_valid, "test_rows": n_test, "test_ite_rows": n_ite,
+        "train_rows": n_train, "valid_rows": n_valid, "test_rows": n_test, "test_ite_rows": n_ite, "test_rank_rows": n_rank,
         "teacher_generated": teacher_stats["generated"], "teacher_cache_hits": teacher_stats["cache_hits"],
         "train_file": str(train_path), **mix.metrics("train."),
     }
 
 
 def run_tasks(params: Params) -> dict[str, Any]:
-    """``lcrec tasks``: read work/split, work/index/index.json and work/data; write work/tasks; log to MLflow."""
+    """``lcrec tasks``: read work/split, work/index/index.json, work/data and (for the rank family) the retriever
+    in work/baselines; write work/tasks; log to MLflow."""
+    from lcrec.baselines.retriever import RETRIEVER_DIR
     from lcrec.tracking import log_step
 
     out_dir = params.paths.step("tasks")
     data_dir = params.paths.step("data")
     stats = build_tasks(params.tasks, params.paths.step("split"), params.paths.step("index") / "index.json", out_dir,
-                        data_dir if data_dir.exists() else None)
+                        data_dir if data_dir.exists() else None, params.paths.step("baselines") / RETRIEVER_DIR)
     log_step("tasks", params.tracking, params.paths, params=params.tasks, metrics=stats,
              artifacts=[out_dir / "mix.json", out_dir / "teacher_cache.json"])
     return stats

@@ -6,7 +6,8 @@ epoch. A template is only eligible for an example when every field it names is n
 description never gets a description template).
 
 Fields: ``history`` (item codes or quoted titles joined with ", ", oldest first), ``item`` (an item's code
-string), ``title``, ``description``, ``query`` (a user's intention), ``preference`` (a user's taste summary).
+string), ``title``, ``description``, ``query`` (a user's intention), ``preference`` (a user's taste summary),
+``candidates`` (lettered candidate lines, RANK) and ``letter`` (the answer's letter).
 
 The full training text is ``render_prompt(instruction) + response``: the prompt ends with ``### Response:`` and
 the response follows without a separator, as in LC-Rec's data, so a model tuned on either reads the other.
@@ -252,10 +253,30 @@ DISLIKE = _pool("neg.dislike", [
     ("The user went through {history}. Which item would be a poor recommendation for them?", "{item}"),
 ])
 
+# --------------------------------------------------------------------------------------------------- RANK
+# ``candidates`` is a block of "A. <code>" lines (lcrec.decode.letters.list_candidates); the answer is one letter,
+# written right after "### Response:" so that a single forward pass reads every letter's log-prob.
+RANK = _pool("rank", [
+    ("A user interacted with these items, oldest first: {history}.\nCandidates:\n{candidates}\nWhich candidate "
+     "will the user choose next? Answer with its letter.", "{letter}"),
+    ("History: {history}\nPick the item this user wants next from the list below and reply with its letter "
+     "only.\n{candidates}", "{letter}"),
+    ("Here are a user's past items in order: {history}. One of the following is their next item:\n{candidates}"
+     "\nWhich letter is it?", "{letter}"),
+    ("Rank these candidates for a user whose history is {history}, and give the letter of the best one.\n"
+     "{candidates}", "{letter}"),
+    ("The user went through {history}. Options:\n{candidates}\nSelect the option they will engage with next "
+     "(letter only).", "{letter}"),
+    ("Given a user who chose {history}, which of these items is the best next recommendation?\n{candidates}\n"
+     "Reply with one letter.", "{letter}"),
+    ("Candidates:\n{candidates}\nThis user's sequence so far is {history}. Which candidate follows it? Give "
+     "the letter.", "{letter}"),
+])
+
 POOLS: dict[str, tuple[Template, ...]] = {
     pool[0].id.split("/")[0]: pool
     for pool in (SEQ, SEQALL, ITEM2INDEX, INDEX2ITEM, INDEX2TITLE, INDEX2DESC, TITLE2INDEX, QUERY2INDEX,
-                 HISTORY_QUERY2INDEX, PREFERENCE, DISLIKE)
+                 HISTORY_QUERY2INDEX, PREFERENCE, DISLIKE, RANK)
 }
 
 
