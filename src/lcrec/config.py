@@ -431,6 +431,8 @@ class EvaluateConfig:
                        "promotes on (valid.ndcg@10), so model selection never looks at test.")
     ite: bool = knob(True, "Also score the user-intention task (ITE): the teacher (tasks.teacher) writes an intention "
                      "about each evaluated test user's test item; the model must write that item's code.")
+    rank: bool = knob(True, "Also score the rank mode (the retriever's candidates re-ordered by one forward pass) when "
+                      "the tasks step wrote rank prompts (the rank family in tasks.families).")
     title_items: int = knob(20, "Items whose index -> title generation is scored (exact title match, greedy "
                             "unconstrained decoding; a seeded sample of the catalogue); 0 = off. 20 keeps the CPU "
                             "demo short; use 200+ on a GPU.")
@@ -473,6 +475,11 @@ class ServeConfig:
                          "seqall/0..seqall/5; a bare number n = seq/n) the model was trained on.")
     max_history: int = knob(20, "Most recent history items put in the prompt (the split caps training histories at 20).")
     max_history_input: int = knob(1000, "Longest history a request may send (longer: HTTP 400).")
+    mode: str = knob("generate", "How an uncached user is answered: generate (trie-constrained beam search over the whole "
+                     "index) | rank (the retriever's top serve.rank_candidates re-ordered by one forward pass; needs a "
+                     "model trained with the rank family and a retriever in the serving folder). A request may pick "
+                     "its own with \"mode\". Cached users are answered from the cache either way.")
+    rank_candidates: int = knob(20, "Candidates the retriever lists for a rank-mode answer (at most 26; k <= this).")
     beam_width: int = knob(20, "Beams of the trie-constrained beam search (raised per batch to k + exclusions, up to max_beam).")
     max_beam: int = knob(128, "Upper bound of the beam width (bounds the work of requests with many exclusions).")
     default_k: int = knob(10, "Items returned when a request gives no k.")

@@ -148,7 +148,7 @@ STEPS: tuple[Step, ...] = (
     Step("register", "lcrec.tracking.registry:run_register",
          "Register the trained model (+ index, metrics, data hash, commit) in MLflow; move @champion only if it "
          "beats the serving version.",
-         reads=("train", "quantize", "ingest", "split", "evaluate"), params=("register",),
+         reads=("train", "quantize", "ingest", "split", "evaluate", "baselines"), params=("register",),
          code=("src/lcrec/tracking/registry.py",), outs=((_w("register", "registered.json"), {"cache": False}),),
          artifact="registration"),
     Step("cache-topk", "lcrec.serve.cache:run_cache_topk",

@@ -183,6 +183,6 @@ def test_a_json_body_is_accepted_whatever_its_content_type(served):
 def test_v2_metadata_lists_the_tensors(served):
     meta = served["client"].get("/v2/models/lcrec").json()
     assert [(t["name"], t["datatype"]) for t in meta["inputs"]] == [
-        ("user_id", "BYTES"), ("history", "BYTES"), ("k", "INT32"), ("exclude", "BYTES")]
+        ("user_id", "BYTES"), ("history", "BYTES"), ("k", "INT32"), ("exclude", "BYTES"), ("mode", "BYTES")]
     assert [t["name"] for t in meta["outputs"]] == ["recommendations", "model_version", "index_version"]
     assert all(t["shape"] for t in meta["inputs"] + meta["outputs"])

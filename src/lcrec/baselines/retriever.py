@@ -48,6 +48,7 @@ class Retriever:
         self.model, self.cfg, self.device = model, cfg, device
         self.item_ids = [str(i) for i in item_ids]
         self.vocab = {item: n + 1 for n, item in enumerate(self.item_ids)}
+        self._blocked: tuple[Any, Any] | None = None  # (the last ``allowed`` collection, its mask)
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> Retriever:
@@ -86,8 +87,11 @@ class Retriever:
             return [[] for _ in histories]
         exclude = exclude or [()] * len(histories)
         blocked = None
-        if allowed is not None:
-            blocked = torch.tensor([True] + [i not in allowed for i in self.item_ids], device=self.device)
+        if allowed is not None:  # the predictor passes one index state's codes per version: build its mask once
+            if self._blocked is None or self._blocked[0] is not allowed:  # held, so never a reused object id
+                mask = torch.tensor([True] + [i not in allowed for i in self.item_ids], device=self.device)
+                self._blocked = (allowed, mask)
+            blocked = self._blocked[1]
         with torch.inference_mode():
             for s in range(0, len(histories), batch_size):
                 rows = [[self.vocab[i] for i in h if i in self.vocab] for h in histories[s:s + batch_size]]

@@ -165,7 +165,8 @@ def run_serving_demo(params: Params, users: int = 3, new_items: int = 3, show: i
     shutil.rmtree(folder / "index", ignore_errors=True)
     built = build_serving_folder(params.paths.step("train") / "model", params.paths.step("index"),
                                  catalogue[["item_id", "title"]], folder, template=params.serve.template,
-                                 max_history=params.serve.max_history)
+                                 max_history=params.serve.max_history,
+                                 retriever_dir=params.paths.step("baselines") / "retriever")
     index_root = folder / "index"
     # the server and the re-index read one params file: the demo's settings with absolute paths
     raw = params.to_dict()

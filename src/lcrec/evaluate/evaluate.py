@@ -8,6 +8,9 @@
 - **ITE** (user intention): the prompts the tasks step wrote (``test_ite.jsonl``: the teacher's intention about
   each test user's test item); the model must write that item's code (trie-constrained, same metrics), from the
   query alone (``ite.query2index``) and from history + query (``ite.history_query2index``). No teacher is called here.
+- **RANK** (the rank decode mode, when the tasks step wrote ``test_rank.jsonl``, i.e. the rank family is on): the
+  retriever's candidates per test user re-ordered by the letter log-probs of one forward pass; overall and
+  rank-only metrics, against the retriever's own order (:mod:`lcrec.evaluate.rank_mode`).
 - **index -> title**: greedy, unconstrained generation (the answer is text) for a seeded sample of items with the
   title-only ``mut.index2item`` template; exact match of the generated title (outer quotes and spaces stripped).
 
@@ -228,6 +231,12 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         for agg in ("mean", "min", "max"):
             for k, v in metrics.get(part, {}).get(agg, {}).items():
                 out[f"{part}.{agg}.{k}"] = float(v)
+    for view in ("overall", "rank_only"):
+        for k, v in metrics.get("rank", {}).get(view, {}).items():
+            out[f"rank.{view}.{k}"] = float(v)
+    if "rank" in metrics:
+        out["rank.retriever_recall"] = float(metrics["rank"]["retriever"]["recall"])
+        out["rank.users_per_s"] = float(metrics["rank"]["users_per_s"])
     if "index_to_title" in metrics:
         out["title.exact_match"] = float(metrics["index_to_title"]["exact_match"])
     for k, v in metrics.get("seq", {}).get("diversity", {}).items():
@@ -297,6 +306,17 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
             per_task, ite_ranked, _ = rank_rows(model, tok, trie, ite, decode, ks, group_key="task", progress=progress)
             metrics["ite"] = {"per_task": per_task, **summarize(per_task, names), "rows": len(ite),
                               "invalid_items": invalid_recommendations(ite_ranked, catalogue)}
+    rank_path = Path(tasks_dir) / "test_rank.jsonl"
+    if cfg.rank and rank_path.exists():
+        rank_rows_ = [r for r in read_jsonl(rank_path) if str(r["user_id"]) in users]
+        if rank_rows_:
+            from lcrec.evaluate.rank_mode import evaluate_rank_mode
+
+            metrics["rank"], reordered = evaluate_rank_mode(model, tok, rank_rows_, ks, decode.batch_size)
+            with (out_dir / "recommendations_rank.jsonl").open("w") as fh:
+                for r, items in zip(rank_rows_, reordered, strict=True):
+                    fh.write(json.dumps({"user_id": r["user_id"], "target_item": r["target_item"],
+                                         "recommended": [i for i, _ in items]}) + "\n")
     if cfg.title_items > 0:
         codes = load_index(index_path)
         titles = {i: info.title for i, info in load_items(split_dir).items()}

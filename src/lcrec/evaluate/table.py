@@ -20,6 +20,10 @@ def comparison_rows(ours: dict[str, Any] | None, baselines: dict[str, Any] | Non
     if ours and "seq" in ours:
         rows.append((f"LC-Rec (ours, mean of {ours['seq'].get('templates', '?')} templates)",
                      {**ours["seq"]["mean"], **ours["seq"].get("diversity", {})}))
+    if ours and "rank" in ours:
+        r = ours["rank"]
+        rows.append((f"LC-Rec rank mode (SASRec-CE top-{r['candidates']} re-ordered, one forward pass)",
+                     dict(r["overall"])))
     for key, name in (("sasrec", "SASRec-CE"), ("popularity", "Popularity")):
         if baselines and key in baselines:
             label = name

@@ -129,8 +129,16 @@ def features(params_path: str, overrides: list, tracking_uri: str, parent_run_id
     run_component("features", locals(), overrides=[f"paths.feature_repo={repo}"])
 
 
+def baselines(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, split: Input[Dataset],
+              embed: Input[Dataset], baselines: Output[Dataset], metrics: Output[Metrics]):
+    from lcrec.kubeflow.step_runner import run_component
+
+    run_component("baselines", locals())
+
+
 def tasks(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
-          split: Input[Dataset], index: Input[Dataset], tasks: Output[Dataset], metrics: Output[Metrics]):
+          split: Input[Dataset], index: Input[Dataset], baselines: Input[Dataset], tasks: Output[Dataset],
+          metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
 
     run_component("tasks", locals())
@@ -156,13 +164,6 @@ def train(params_path: str, overrides: list, tracking_uri: str, parent_run_id: s
     model.metadata["framework"] = "transformers+peft"
 
 
-def baselines(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, split: Input[Dataset],
-              embed: Input[Dataset], baselines: Output[Dataset], metrics: Output[Metrics]):
-    from lcrec.kubeflow.step_runner import run_component
-
-    run_component("baselines", locals())
-
-
 def evaluate(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
              tasks: Input[Dataset], index: Input[Dataset], split: Input[Dataset], baselines: Input[Dataset],
              evaluation: Output[Dataset], metrics: Output[Metrics]):
@@ -173,7 +174,7 @@ def evaluate(params_path: str, overrides: list, tracking_uri: str, parent_run_id
 
 def register(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
              index: Input[Dataset], data: Input[Dataset], split: Input[Dataset], evaluation: Input[Dataset],
-             registration: Output[Artifact]) -> bool:
+             baselines: Input[Dataset], registration: Output[Artifact]) -> bool:
     """Register the version with its lineage (``registration/registered.json``); return whether it took the
     champion alias. (One bool output: kfp.local cannot gate a nested condition on a NamedTuple field.)"""
     from lcrec.kubeflow.step_runner import run_component

@@ -6,7 +6,9 @@ holding it)::
 
     model/                  the ``lcrec train`` model folder (adapter or full weights, tokenizer, lcrec_model.json)
     index/                  the index store (see lcrec.serve.index_store): current + versions/<v>/
-    serving.json            model_version id, next-item template, max history
+    retriever/              optional: the baselines step's SASRec-CE (lcrec.baselines.retriever), the rank mode's
+                            candidate retriever
+    serving.json            model_version id, next-item template, max history, training families
 
 The prompt is a next-item prompt the model was trained on: template ``template`` (``seq/0``..., or ``seqall/0``...
 for a model tuned with SEQ-all; a bare number is a SEQ wording) with ``{history}`` = the codes of the last
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 SERVING_JSON = "serving.json"
 MODEL_SUBDIR = "model"
 INDEX_SUBDIR = "index"
+RETRIEVER_SUBDIR = "retriever"
 
 
 def seq_prompt(history_codes: list[str], template: str | int = "seq/0") -> str:
@@ -118,6 +121,7 @@ class ServedModel:
     model_version: str
     template: str = "seq/0"
     max_history: int = 20
+    families: tuple[str, ...] = ()  # the training families (the rank mode needs "rank")
 
     def use_template(self, template: str | int) -> None:
         """Serve with ``template`` (serve.template); ``auto`` keeps the one the serving folder recorded."""
@@ -127,6 +131,13 @@ class ServedModel:
     def prompt_ids(self, history_codes: list[str]) -> list[int]:
         shown = history_codes[-self.max_history:] if self.max_history > 0 else history_codes
         return self.tokenizer(seq_prompt(shown, self.template), add_special_tokens=True)["input_ids"]
+
+    def rank_prompt_ids(self, history_codes: list[str], candidate_codes: list[str]) -> list[int]:
+        """The rank prompt (history + lettered candidates, :func:`lcrec.tasks.rank.rank_prompt`) as token ids."""
+        from lcrec.tasks.rank import rank_prompt
+
+        shown = history_codes[-self.max_history:] if self.max_history > 0 else history_codes
+        return self.tokenizer(rank_prompt(shown, candidate_codes), add_special_tokens=True)["input_ids"]
 
 
 def model_version_id(model_dir: Path) -> str:
@@ -140,11 +151,33 @@ def model_version_id(model_dir: Path) -> str:
     return "m-" + h.hexdigest()[:16]
 
 
+def copy_retriever(retriever_dir: str | Path | None, out_dir: Path) -> bool:
+    """Put the retriever of ``retriever_dir`` (when it holds one) into the serving folder, replacing any older one
+    atomically; remove a stale one otherwise. True when the folder now has a retriever."""
+    from lcrec.baselines.retriever import has_retriever
+
+    target = out_dir / RETRIEVER_SUBDIR
+    tmp = out_dir / ".retriever.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not has_retriever(retriever_dir):
+        shutil.rmtree(target, ignore_errors=True)
+        return False
+    shutil.copytree(retriever_dir, tmp)
+    old = out_dir / ".retriever.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
 def build_serving_folder(model_dir: str | Path, index_dir: str | Path, items: pd.DataFrame | None,
-                         out_dir: str | Path, template: str | int = "auto", max_history: int = 20) -> dict[str, Any]:
-    """Assemble a serving folder from a ``lcrec train`` model folder, a ``lcrec quantize`` index folder and the
-    catalogue (item_id, title). An existing index store in ``out_dir/index`` is kept (it may hold re-indexed
-    versions)."""
+                         out_dir: str | Path, template: str | int = "auto", max_history: int = 20,
+                         retriever_dir: str | Path | None = None) -> dict[str, Any]:
+    """Assemble a serving folder from a ``lcrec train`` model folder, a ``lcrec quantize`` index folder, the
+    catalogue (item_id, title) and, for the rank mode, the baselines step's retriever folder. An existing index
+    store in ``out_dir/index`` is kept (it may hold re-indexed versions)."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / "lcrec_model.json").exists():
         raise FileNotFoundError(f"{model_dir}: not a trained model folder (no lcrec_model.json); run `lcrec train` first")
@@ -161,7 +194,9 @@ def build_serving_folder(model_dir: str | Path, index_dir: str | Path, items: pd
         tmp.rename(target)
     store = index_store.init_store(out_dir / INDEX_SUBDIR, index_dir, items)
     families = ModelManifest.families_of(model_dir)
-    meta = {"model_version": version, "template": template_id(template, families), "max_history": max_history}
+    retriever = copy_retriever(retriever_dir, out_dir)
+    meta = {"model_version": version, "template": template_id(template, families), "max_history": max_history,
+            "families": families, "retriever": retriever}
     meta_path.write_text(json.dumps(meta, indent=1))
     return {**meta, "index_version": store["version"], "folder": str(out_dir)}
 
@@ -197,5 +232,6 @@ def load_served_model(folder: str | Path, device: str = "cpu", dtype: str = "aut
     model, tok = load_trained(folder / MODEL_SUBDIR, dtype=torch_dtype, merge=True)
     model = model.to(device).eval()
     version = meta.get("model_version") or model_version_id(folder / MODEL_SUBDIR)
-    template = template_id(meta.get("template", "auto"), ModelManifest.families_of(folder / MODEL_SUBDIR))
-    return ServedModel(model, tok, version, template, int(meta.get("max_history", 20)))
+    families = ModelManifest.families_of(folder / MODEL_SUBDIR)
+    template = template_id(meta.get("template", "auto"), families)
+    return ServedModel(model, tok, version, template, int(meta.get("max_history", 20)), tuple(families))

@@ -5,9 +5,15 @@ and uses only it, so a request that started before a re-index finishes on the ol
 while new requests see the new one (the swap replaces that single reference).
 
 For each user: the history (from the request, or the user's stored history in Feast) -> the cache (answer when
-history hash and index version match) -> otherwise the SEQ prompt goes to the decode batcher, which runs the
-trie-constrained beam search for the requests that arrived together in one batch, in a worker thread so the
-event loop keeps answering cached requests meanwhile.
+history hash and index version match) -> otherwise, by the request's ``mode`` (``serve.mode`` by default):
+
+- ``generate``: the SEQ prompt goes to the decode batcher, which runs the trie-constrained beam search for the
+  requests that arrived together in one batch;
+- ``rank``: the rank batcher asks the retriever (the serving folder's SASRec-CE) for the top
+  ``serve.rank_candidates`` served items and re-orders them by one forward pass over the lettered rank prompt
+  (no decoding); needs a model trained with the rank family.
+
+Each batcher runs in a worker thread of its own, so the event loop keeps answering cached requests meanwhile.
 
 Index swaps: a watcher thread polls the index store's ``current`` pointer every ``serve.watch_interval_s``;
 on a change it loads the new version and builds its trie (copying the old trie and adding the new items) off
@@ -37,6 +43,7 @@ from lcrec.serve.model_version import IndexState, ServedModel, load_index_state
 from lcrec.serve.recommend import (
     history_prompt,
     load_serving,
+    rank_by_letters,
     rank_prompts,
     ranked_pairs,
     search_width,
@@ -59,17 +66,20 @@ def json_body(payload: Any) -> Any:
     return payload
 
 
-class DecodeBatcher:
-    """Collects uncached users from concurrent requests and decodes them in batches, one batch at a time."""
+class Batcher:
+    """Collects jobs from concurrent requests and runs them in batches, one batch at a time, in a worker thread of
+    its own (the event loop keeps answering cached requests meanwhile). Jobs of one batch that were submitted
+    against different index states run as separate calls, each on its own state."""
 
-    def __init__(self, served: ServedModel, cfg: ServeConfig):
-        self.served = served
+    def __init__(self, run: Any, cfg: ServeConfig, name: str):
+        self.run = run  # (state, payloads) -> one result per payload
         self.cfg = cfg
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lcrec-decode")
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lcrec-{name}")
         self.batches = 0
+        self.jobs = 0
 
     def _ensure_worker(self) -> asyncio.Queue:
         loop = asyncio.get_running_loop()
@@ -79,11 +89,17 @@ class DecodeBatcher:
             self._task = loop.create_task(self._worker())
         return self._queue
 
-    async def submit(self, state: IndexState, prompt: list[int], beam: int) -> list[tuple[str, float]]:
+    async def submit(self, state: IndexState, payload: Any) -> Any:
         queue = self._ensure_worker()
         fut = asyncio.get_running_loop().create_future()
-        await queue.put((state, prompt, beam, fut))
+        await queue.put((state, payload, fut))
         return await fut
+
+    def _call(self, state: IndexState, payloads: list[Any]) -> list[Any]:
+        results = self.run(state, payloads)
+        self.batches += 1
+        self.jobs += len(payloads)
+        return results
 
     async def _worker(self) -> None:
         queue = self._queue
@@ -97,27 +113,42 @@ class DecodeBatcher:
             for job in batch:
                 groups.setdefault(id(job[0]), []).append(job)
             for jobs in groups.values():
-                live = [j for j in jobs if not j[3].done()]
+                live = [j for j in jobs if not j[2].done()]
                 if not live:
                     continue
                 try:
-                    results = await asyncio.get_running_loop().run_in_executor(self._pool, self._decode, live)
+                    results = await asyncio.get_running_loop().run_in_executor(
+                        self._pool, self._call, live[0][0], [j[1] for j in live])
                 except Exception as err:  # noqa: BLE001 - handed to every waiting request
                     for j in live:
-                        if not j[3].done():
-                            j[3].set_exception(err)
+                        if not j[2].done():
+                            j[2].set_exception(err)
                     continue
                 for j, res in zip(live, results, strict=True):
-                    if not j[3].done():
-                        j[3].set_result(res)
+                    if not j[2].done():
+                        j[2].set_result(res)
 
-    def _decode(self, jobs: list) -> list[list[tuple[str, float]]]:
-        state = jobs[0][0]
-        beam = max(j[2] for j in jobs)
-        result = rank_prompts(self.served.model, state.trie, [j[1] for j in jobs], beam, beam, len(jobs),
-                              self.cfg.kv_mode)
-        self.batches += 1
+
+def decode_batcher(served: ServedModel, cfg: ServeConfig) -> Batcher:
+    """Generative answers: payloads are ``(prompt ids, beam width)``; one beam search per batch at the widest beam."""
+
+    def run(state: IndexState, payloads: list[tuple[list[int], int]]) -> list[list[tuple[str, float]]]:
+        beam = max(b for _, b in payloads)
+        result = rank_prompts(served.model, state.trie, [p for p, _ in payloads], beam, beam, len(payloads),
+                              cfg.kv_mode)
         return [ranked_pairs(recs) for recs in result.recommendations]
+
+    return Batcher(run, cfg, "decode")
+
+
+def rank_batcher(served: ServedModel, retriever: Any, cfg: ServeConfig) -> Batcher:
+    """Rank-mode answers: payloads are ``(history, excluded items)``; one retrieval + one forward pass per batch."""
+
+    def run(state: IndexState, payloads: list[tuple[list[str], frozenset[str]]]) -> list[list[tuple[str, float]]]:
+        return rank_by_letters(served, retriever, state, [h for h, _ in payloads], [e for _, e in payloads],
+                               cfg.rank_candidates, len(payloads))
+
+    return Batcher(run, cfg, "rank")
 
 
 class LcrecPredictor(kserve.Model):
@@ -133,7 +164,10 @@ class LcrecPredictor(kserve.Model):
         self.served: ServedModel | None = None
         self.state: IndexState | None = None
         self.cache = TopKCache(None, cfg.cache_ttl_s)
-        self.batcher: DecodeBatcher | None = None
+        self.batcher: Batcher | None = None
+        self.ranker: Batcher | None = None  # the rank mode, when the serving folder has a retriever
+        self.retriever: Any = None
+        self._no_rank = "the predictor is not loaded yet"
         self._feast_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lcrec-feast")
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -142,7 +176,8 @@ class LcrecPredictor(kserve.Model):
     # ------------------------------------------------------------------------------------------- loading
     def load(self) -> bool:
         self.served, self.state = load_serving(self.folder, index_store.current_dir(self.index_root), self.cfg)
-        self.batcher = DecodeBatcher(self.served, self.cfg)
+        self.batcher = decode_batcher(self.served, self.cfg)
+        self._load_retriever()
         if self.cfg.use_feature_store and self.feature_repo is not None:
             from lcrec.features.store import open_store
 
@@ -153,6 +188,27 @@ class LcrecPredictor(kserve.Model):
         log.info("lcrec predictor ready: model %s, index %s (%d items)", self.served.model_version,
                  self.state.version, len(self.state.codes))
         return True
+
+    def _load_retriever(self) -> None:
+        from lcrec.baselines.retriever import Retriever, has_retriever
+        from lcrec.decode.letters import candidate_letters
+        from lcrec.serve.model_version import RETRIEVER_SUBDIR
+
+        folder = self.folder / RETRIEVER_SUBDIR
+        problem = None
+        if not has_retriever(folder):
+            problem = (f"the serving folder {self.folder} has no {RETRIEVER_SUBDIR}/ (the baselines step's SASRec-CE; "
+                       "build the folder after `lcrec baselines`)")
+        elif "rank" not in self.served.families:
+            problem = (f"model {self.served.model_version} was not trained with the rank family (its families: "
+                       f"{', '.join(self.served.families) or 'not recorded'}); add rank to tasks.families and retrain")
+        if problem is None:
+            candidate_letters(self.cfg.rank_candidates)  # 1..26, else a clear error now
+            self.retriever = Retriever.load(folder, str(next(self.served.model.parameters()).device))
+            self.ranker = rank_batcher(self.served, self.retriever, self.cfg)
+        elif self.cfg.mode == "rank":
+            raise ValueError(f"serve.mode=rank: {problem}; or serve with serve.mode=generate")
+        self._no_rank = problem
 
     def stop(self) -> None:
         self._stop.set()
@@ -189,7 +245,8 @@ class LcrecPredictor(kserve.Model):
         return [{"name": "user_id", "datatype": "BYTES", "shape": [-1]},
                 {"name": "history", "datatype": "BYTES", "shape": [-1, -1]},
                 {"name": "k", "datatype": "INT32", "shape": [-1]},
-                {"name": "exclude", "datatype": "BYTES", "shape": [-1, -1]}]
+                {"name": "exclude", "datatype": "BYTES", "shape": [-1, -1]},
+                {"name": "mode", "datatype": "BYTES", "shape": [-1]}]
 
     def get_output_types(self) -> list[dict[str, Any]]:
         return [{"name": "recommendations", "datatype": "BYTES", "shape": [-1]},
@@ -245,6 +302,13 @@ class LcrecPredictor(kserve.Model):
             else:
                 check_known(q, state, where)
                 history = list(q.history)
+            if q.mode == "rank":
+                if self.ranker is None:
+                    raise InvalidInput(f"{where}: mode 'rank' is not available here: {self._no_rank}; "
+                                       "send mode 'generate'")
+                if q.k > self.cfg.rank_candidates:
+                    raise InvalidInput(f"{where}: k={q.k} is more than the rank mode's {self.cfg.rank_candidates} "
+                                       "candidates (serve.rank_candidates); ask for fewer or use mode 'generate'")
             plans.append((q, history_prompt(self.served, state, history)))
 
         async def one(q: Query, prompt: Any) -> dict[str, Any]:
@@ -254,10 +318,14 @@ class LcrecPredictor(kserve.Model):
             if q.user_id is not None:
                 pairs = cache_answer(self.cache.cached_entry(q.user_id)[1], prompt.history_hash, state.version, q.k,
                                      exclude, self.served.model_version)
+            if pairs is None and q.mode == "rank":
+                source = "rank"
+                ranked = await self.ranker.submit(state, (list(prompt.shown), exclude))
+                pairs = top_items(ranked, exclude, q.k)  # rank answers are not cached: the cache holds decodes
             if pairs is None:
                 source = "decode"
                 beam = search_width(q.k, exclude, state, self.cfg.beam_width, self.cfg.max_beam)
-                ranked = await self.batcher.submit(state, prompt.prompt_ids, beam)
+                ranked = await self.batcher.submit(state, (prompt.prompt_ids, beam))
                 if q.user_id is not None:
                     self.cache.remember(q.user_id, CacheEntry(tuple(i for i, _ in ranked), tuple(s for _, s in ranked),
                                                               state.version, prompt.history_hash,

@@ -1,4 +1,5 @@
-"""The serving core: load the served model and its index state, turn histories into prompts, rank them.
+"""The serving core: load the served model and its index state, turn histories into prompts, rank them (by
+trie-constrained beam search, or in the rank mode by re-ordering the retriever's candidates, :func:`rank_by_letters`).
 
 Three drivers rank through it and nothing else: the predictor (which keeps the protocol, the decode batcher and
 the index watcher), the top-K batch job (:mod:`lcrec.serve.cache`, which keeps the cache rows) and the evaluate
@@ -119,4 +120,26 @@ def rank_histories(served: ServedModel, state: IndexState, histories: Sequence[I
     for (n, p), recs in zip(live, result.recommendations, strict=True):
         drop = set(p.shown) if exclude_history else set()
         out[n] = RankedHistory(p, top_items(ranked_pairs(recs), drop, k))
+    return out
+
+
+def rank_by_letters(served: ServedModel, retriever: Any, state: IndexState, histories: Sequence[Sequence[str]],
+                    excludes: Sequence[Collection[str]], n: int, batch_size: int = 32) -> list[list[tuple[str, float]]]:
+    """The rank mode: per history, the retriever's top ``n`` served items not excluded, ordered best first by the
+    letter log-probs of one forward pass over the rank prompt (history codes + lettered candidate codes)."""
+    from lcrec.decode.letters import letter_token_ids, order_by_letters, score_letters
+
+    found = retriever.top(histories, n, exclude=excludes, allowed=state.codes)
+    live = [m for m, f in enumerate(found) if f]
+    out: list[list[tuple[str, float]]] = [[] for _ in histories]
+    if not live:
+        return out
+    prompts, counts = [], []
+    for m in live:
+        shown = [state.codes[i] for i in histories[m] if i in state.codes]
+        prompts.append(served.rank_prompt_ids(shown, [state.codes[c] for c, _ in found[m]]))
+        counts.append(len(found[m]))
+    scores = score_letters(served.model, prompts, letter_token_ids(served.tokenizer, n), counts, batch_size)
+    for m, row in zip(live, scores, strict=True):
+        out[m] = order_by_letters([c for c, _ in found[m]], row)
     return out

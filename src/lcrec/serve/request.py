@@ -5,7 +5,7 @@ Every problem raises :class:`kserve.errors.InvalidInput`, which KServe's REST se
 
 v1 (``POST /v1/models/<name>:predict``)::
 
-    {"instances": [{"user_id": "u1", "history": ["i1", "i2"], "k": 10, "exclude": ["i3"]}]}
+    {"instances": [{"user_id": "u1", "history": ["i1", "i2"], "k": 10, "exclude": ["i3"], "mode": "rank"}]}
 
 v2 (``POST /v2/models/<name>/infer``), one row per user, every input optional except that each row needs a
 user id or a history::
@@ -13,9 +13,11 @@ user id or a history::
     {"inputs": [{"name": "user_id", "datatype": "BYTES", "shape": [1], "data": ["u1"]},
                 {"name": "history", "datatype": "BYTES", "shape": [1], "data": ["[\\"i1\\", \\"i2\\"]"]},
                 {"name": "k", "datatype": "INT32", "shape": [1], "data": [10]},
-                {"name": "exclude", "datatype": "BYTES", "shape": [1], "data": ["[]"]}]}
+                {"name": "exclude", "datatype": "BYTES", "shape": [1], "data": ["[]"]},
+                {"name": "mode", "datatype": "BYTES", "shape": [1], "data": ["generate"]}]}
 
-``history`` and ``exclude`` rows are JSON arrays of item ids (or one comma-separated string).
+``history`` and ``exclude`` rows are JSON arrays of item ids (or one comma-separated string). ``mode`` (optional,
+``generate`` | ``rank``) picks how an uncached user is answered; ``serve.mode`` when absent.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from lcrec.serve.server import import_kserve
 import_kserve()  # kserve must be patched (loopback bind) before its modules load
 from kserve.errors import InvalidInput  # noqa: E402
 
-V1_FIELDS = ("user_id", "history", "k", "exclude")
-V2_INPUTS = ("user_id", "history", "k", "exclude")
+V1_FIELDS = ("user_id", "history", "k", "exclude", "mode")
+V2_INPUTS = ("user_id", "history", "k", "exclude", "mode")
+MODES = ("generate", "rank")
 MAX_ID_CHARS = 256
 
 
@@ -44,6 +47,7 @@ class Query:
     history: tuple[str, ...] | None
     k: int
     exclude: frozenset[str]
+    mode: str = "generate"
 
 
 def _id(value: Any, where: str) -> str:
@@ -75,7 +79,18 @@ def _k(value: Any, where: str, cfg: ServeConfig) -> int:
     return int(value)
 
 
-def make_query(user_id: Any, history: Any, k: Any, exclude: Any, where: str, cfg: ServeConfig) -> Query:
+def _mode(value: Any, where: str, cfg: ServeConfig) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if value is None or value == "":
+        return cfg.mode
+    if value not in MODES:
+        raise InvalidInput(f"{where}.mode is {value!r:.40}; use one of {', '.join(MODES)}")
+    return str(value)
+
+
+def make_query(user_id: Any, history: Any, k: Any, exclude: Any, where: str, cfg: ServeConfig,
+               mode: Any = None) -> Query:
     uid = None if user_id is None or user_id == "" else _id(user_id, f"{where}.user_id")
     hist = None if history is None else _id_list(history, f"{where}.history", cfg.max_history_input)
     if hist is not None and not hist:
@@ -86,7 +101,7 @@ def make_query(user_id: Any, history: Any, k: Any, exclude: Any, where: str, cfg
     if uid is None and hist is None:
         raise InvalidInput(f"{where} needs a user_id or a history (a list of item ids, oldest first)")
     excl = () if exclude is None else _id_list(exclude, f"{where}.exclude", cfg.max_exclude)
-    return Query(uid, hist, _k(k, f"{where}.k", cfg), frozenset(excl))
+    return Query(uid, hist, _k(k, f"{where}.k", cfg), frozenset(excl), _mode(mode, where, cfg))
 
 
 def parse_v1(payload: Any, cfg: ServeConfig) -> list[Query]:
@@ -108,7 +123,8 @@ def parse_v1(payload: Any, cfg: ServeConfig) -> list[Query]:
         unknown = sorted(set(map(str, inst)) - set(V1_FIELDS))
         if unknown:
             raise InvalidInput(f"{where} has unknown field(s) {unknown}; accepted fields: {list(V1_FIELDS)}")
-        queries.append(make_query(inst.get("user_id"), inst.get("history"), inst.get("k"), inst.get("exclude"), where, cfg))
+        queries.append(make_query(inst.get("user_id"), inst.get("history"), inst.get("k"), inst.get("exclude"), where,
+                                  cfg, inst.get("mode")))
     return queries
 
 
@@ -169,7 +185,7 @@ def parse_v2(inputs: Iterable[Any], cfg: ServeConfig) -> list[Query]:
         raise InvalidInput(f"the request has {n} rows; at most {cfg.max_instances} per request")
     for name, values in columns.items():
         if len(values) not in (1, n) or (name in ("user_id", "history") and len(values) != n):
-            raise InvalidInput(f"input {name!r} has {len(values)} rows; expected {n}" + (" or 1" if name in ("k", "exclude") else ""))
+            raise InvalidInput(f"input {name!r} has {len(values)} rows; expected {n}" + (" or 1" if name in ("k", "exclude", "mode") else ""))
 
     def cell(name: str, row: int) -> Any:
         values = columns.get(name)
@@ -187,7 +203,7 @@ def parse_v2(inputs: Iterable[Any], cfg: ServeConfig) -> list[Query]:
         hist = None if hist is None else _v2_list_cell(hist, f"{where}.history")
         excl = cell("exclude", row)
         excl = None if excl is None else _v2_list_cell(excl, f"{where}.exclude")
-        queries.append(make_query(uid, hist, cell("k", row), excl, where, cfg))
+        queries.append(make_query(uid, hist, cell("k", row), excl, where, cfg, cell("mode", row)))
     return queries
 
 

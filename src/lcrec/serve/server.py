@@ -83,8 +83,11 @@ def serving_folder(params: Params) -> Path:
     items_path = params.paths.step("split") / "items.parquet"
     items = pd.read_parquet(items_path, columns=["item_id", "title"]) if items_path.exists() else None
     out = params.paths.step("serve")
+    from lcrec.baselines.retriever import RETRIEVER_DIR
+
     build_serving_folder(params.paths.step("train") / "model", params.paths.step("index"), items, out,
-                         template=cfg.template, max_history=cfg.max_history)
+                         template=cfg.template, max_history=cfg.max_history,
+                         retriever_dir=params.paths.step("baselines") / RETRIEVER_DIR)
     return out
 
 

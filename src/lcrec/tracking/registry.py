@@ -127,6 +127,7 @@ def register_model(
     lineage: Mapping[str, str],
     run_id: str,
     items: Any = None,
+    retriever_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Log the serving folder (``model/`` + ``index/`` store + ``serving.json``, the predictor's layout; titles from
     ``items`` (item_id, title)) to MLflow run ``run_id`` and register it as a new version of ``cfg.model_name``
@@ -147,7 +148,7 @@ def register_model(
 
         with tempfile.TemporaryDirectory() as tmp:
             serving = Path(tmp) / "serving"
-            build_serving_folder(model_dir, index_dir, items, serving)
+            build_serving_folder(model_dir, index_dir, items, serving, retriever_dir=retriever_dir)
             client.log_artifacts(run_id, str(serving), artifact_path="serving")
         source = f"runs:/{run_id}/serving"
     else:  # big full fine-tunes stay where DVC / the object store keeps them
@@ -243,7 +244,8 @@ def run_register(params: Params) -> dict[str, Any]:
         import pandas as pd
 
         items = pd.read_parquet(items_path, columns=["item_id", "title"])
-    stats = register_model(cfg, params.paths.step("train") / "model", index_dir, metrics, lineage, run_id, items)
+    stats = register_model(cfg, params.paths.step("train") / "model", index_dir, metrics, lineage, run_id, items,
+                           params.paths.step("baselines") / "retriever")
     decision = promote_if_better(MlflowClient(), cfg.model_name, stats["version"], cfg.metric, cfg.alias,
                                  cfg.min_improvement)
     stats.update(decision)
