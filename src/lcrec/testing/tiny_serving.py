@@ -19,10 +19,11 @@ def clustered_embeddings(n: int, dim: int = 24, clusters: int = 6, seed: int = 0
 
 
 def build_tiny_serving_folder(out_dir: str | Path, n_items: int = 30, num_levels: int = 3, codebook_size: int = 16,
-                              seed: int = 0, item_ids: list[str] | None = None) -> dict[str, Any]:
+                              seed: int = 0, item_ids: list[str] | None = None, rank: bool = False) -> dict[str, Any]:
     """Quantize ``n_items`` synthetic items (ids ``i0``, ``i1``, … unless ``item_ids`` names them), build a
     tiny-llama "full" model folder that knows every codebook token (so re-indexed items are decodable), and
-    assemble the serving folder in ``out_dir/serving``."""
+    assemble the serving folder in ``out_dir/serving``. ``rank``: the model's manifest lists the rank family and
+    the folder gets a tiny SASRec retriever over the items (seeded, untrained), so the rank mode can serve."""
     import torch
 
     from lcrec.config import QuantizeConfig
@@ -49,7 +50,23 @@ def build_tiny_serving_folder(out_dir: str | Path, n_items: int = 30, num_levels
     model_dir = out_dir / "train_model"
     model.save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
-    ModelManifest("tiny-llama", "full", tokens, 1.0, seed).write(model_dir)
+    families = ["seq", "rank"] if rank else []
+    ModelManifest("tiny-llama", "full", tokens, 1.0, seed, families=families).write(model_dir)
+    retriever_dir = tiny_retriever(out_dir / "retriever", ids, seed) if rank else None
     items = pd.DataFrame({"item_id": ids, "title": [f"Item {k} (199{k % 10})" for k in range(n_items)]})
-    info = build_serving_folder(model_dir, out_dir / "index", items, out_dir / "serving")
+    info = build_serving_folder(model_dir, out_dir / "index", items, out_dir / "serving", retriever_dir=retriever_dir)
     return {**info, "embeddings": emb, "item_ids": ids}
+
+
+def tiny_retriever(folder: str | Path, item_ids: list[str], seed: int = 0) -> Path:
+    """A seeded, untrained two-layer SASRec over ``item_ids`` saved as a retriever folder (the real module and
+    format the baselines step writes, only small)."""
+    import torch
+
+    from lcrec.baselines.retriever import save_retriever
+    from lcrec.baselines.sasrec import build_sasrec
+    from lcrec.config import SasrecConfig
+
+    cfg = SasrecConfig(hidden=16, heads=2, blocks=2, dropout=0.0, max_len=10, seed=seed, device="cpu")
+    torch.manual_seed(seed)
+    return save_retriever(build_sasrec(len(item_ids), cfg).eval(), cfg, item_ids, folder)
