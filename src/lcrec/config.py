@@ -167,7 +167,8 @@ class NegTasksConfig:
 @dataclass
 class RankTasksConfig:
     candidates: int = knob(20, "Candidates per rank prompt, listed by letter A.. (ULMRec ranks 20; at most 26); the "
-                           "answer is the letter of the next item.")
+                           "answer is the letter of the next item. 20 candidates + 20 history items of 3 codes make a "
+                           "~340-token prompt: train with train.max_len >= 384 (the train step warns about cut rows).")
     source: str = knob("retriever", "Where a training prompt's other candidates come from: retriever (the baselines "
                        "step's SASRec-CE top-n for the history: the lists evaluation and serving will show) | uniform "
                        "(random indexed items; needs no retriever). The target replaces the last one when absent; "
@@ -470,6 +471,13 @@ class ServeConfig:
     grpc_port: int = knob(8081, "gRPC port (v2 open inference protocol).")
     enable_grpc: bool = knob(False, "Serve the v2 gRPC endpoint too.")
     host: str = knob("127.0.0.1", "Bind address; keep 127.0.0.1 outside a container.")
+    workers: int = knob(1, "Server processes sharing the one listening port (the kernel spreads connections over "
+                        "them). Each loads its own model, trie, index watcher, in-memory cache rows and decode/rank "
+                        "batchers, so memory grows by about one model per worker; the shared state is the index store "
+                        "and the Feast cache. More workers: more cached req/s on more cores; uncached batches fill "
+                        "less. With several, /metrics reports the worker that answered.")
+    request_log: bool = knob(False, "Log a line per request (KServe's latency and access log); off: a cached "
+                             "answer is a lookup, and the request counters are on /metrics.")
     template: str = knob("auto", "Which next-item template renders the prompt: auto = the one the serving folder records "
                          "(seqall/0 for a model tuned with SEQ-all and not SEQ, else seq/0), or an id (seq/0..seq/11, "
                          "seqall/0..seqall/5; a bare number n = seq/n) the model was trained on.")

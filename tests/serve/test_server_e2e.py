@@ -95,3 +95,28 @@ def test_server_v1_v2_live_reindex_under_load(server, tiny_serving, tmp_path):
     assert failures == [] and sum(done) > 0 and new_version != old_version
     server["proc"].send_signal(signal.SIGTERM)
     assert server["proc"].wait(timeout=30) == 0
+
+
+def test_several_workers_share_the_port_and_stop_together(serving_copy, tmp_path):
+    import psutil
+
+    params = tmp_path / "params.yaml"
+    params.write_text(f"paths:\n  work_dir: {tmp_path / 'work'}\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with running_server(lambda port: lcrec("serve", params=params, folder=serving_copy, extra=[
+            "--set", f"serve.http_port={port}", "--set", "serve.workers=2"]), env, tmp_path / "server.log") as srv:
+        workers = [p for p in psutil.Process(srv["proc"].pid).children()
+                   if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        answered = []
+        with httpx.Client(base_url=srv["url"], timeout=30) as c:
+            for n in range(40):
+                body = {"instances": [{"user_id": f"u{n % 4}", "history": [f"i{n % 4}", "i9"], "k": 3}]}
+                r = c.post("/v1/models/lcrec:predict", json=body, headers={"connection": "close"})
+                assert r.status_code == 200, r.text
+                answered.append(r.json()["predictions"][0]["source"])
+            metrics = c.get("/metrics").text
+        assert set(answered) <= {"cache", "decode"} and "lcrec_answers_total" in metrics
+        srv["proc"].send_signal(signal.SIGTERM)
+        assert srv["proc"].wait(timeout=60) == 0
+        assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)

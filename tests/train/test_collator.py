@@ -15,6 +15,7 @@ from lcrec.train.collator import (
     encode_example,
     find_task_file,
     read_rows,
+    truncation_report,
 )
 from lcrec.train.trainer import response_loss
 
@@ -48,6 +49,16 @@ def test_truncation_keeps_the_response(tiny):
     assert truncated and len(ids) == 64
     assert ids[-len(answer):] == answer and labels[-len(answer):] == answer
     assert labels[: 64 - len(answer)] == [IGNORE] * (64 - len(answer))
+
+
+def test_truncation_report_names_the_families_that_get_cut(tiny):
+    _, tok = tiny
+    long = {"task": "rank", "instruction": render_prompt("History: " + ", ".join(["<a_0><b_1><c_0>"] * 50)),
+            "response": "C"}
+    short = {"task": "seq", "instruction": render_prompt("History: <a_0><b_1><c_0>."), "response": "<a_1><b_0><c_1>"}
+    report = truncation_report([long, short, long], tok, max_len=64)
+    assert set(report) == {"rank"} and report["rank"]["rows"] == 2 and report["rank"]["longest"] > 64
+    assert truncation_report([long, short], tok, max_len=4096) == {}
 
 
 def _examples(tok):

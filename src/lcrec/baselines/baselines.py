@@ -93,10 +93,8 @@ def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progr
     if "sasrec" in cfg.models:
         import dataclasses
 
-        from lcrec.baselines.sasrec import load_same_sasrec, train_sasrec
-
         from lcrec.baselines.retriever import save_retriever
-        from lcrec.baselines.sasrec import recipe_fingerprint
+        from lcrec.baselines.sasrec import load_same_sasrec, recipe_fingerprint, train_sasrec
 
         res = load_same_sasrec(data, sasrec, split_dir, trained_sasrec, cfg.ks, keep_model=True)
         if res is None:

@@ -35,6 +35,7 @@ from typing import Any
 import kserve
 from kserve import InferOutput, InferRequest, InferResponse
 from kserve.errors import InvalidInput
+from prometheus_client import Counter
 
 from lcrec.config import ServeConfig
 from lcrec.serve import index_store
@@ -52,6 +53,12 @@ from lcrec.serve.recommend import (
 from lcrec.serve.request import Query, check_known, parse_v1, parse_v2
 
 log = logging.getLogger(__name__)
+
+
+ANSWERS = Counter("lcrec_answers", "Users answered, by where the answer came from", ["source"])
+BATCHES = Counter("lcrec_batches", "Batches the decode / rank batchers ran", ["batcher"])
+BATCH_JOBS = Counter("lcrec_batch_jobs", "Users the decode / rank batchers ran (/ lcrec_batches = mean batch)",
+                     ["batcher"])
 
 
 def json_body(payload: Any) -> Any:
@@ -77,6 +84,7 @@ class Batcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
+        self.name = name
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"lcrec-{name}")
         self.batches = 0
         self.jobs = 0
@@ -99,6 +107,8 @@ class Batcher:
         results = self.run(state, payloads)
         self.batches += 1
         self.jobs += len(payloads)
+        BATCHES.labels(self.name).inc()
+        BATCH_JOBS.labels(self.name).inc(len(payloads))
         return results
 
     async def _worker(self) -> None:
@@ -331,6 +341,7 @@ class LcrecPredictor(kserve.Model):
                                                               state.version, prompt.history_hash,
                                                               self.served.model_version))
                 pairs = top_items(ranked, exclude, q.k)
+            ANSWERS.labels(source).inc()
             return {
                 "user_id": q.user_id,
                 "items": [{"item_id": i, "score": float(s), "title": state.titles.get(i, "")} for i, s in pairs],

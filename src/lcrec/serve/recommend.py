@@ -16,7 +16,8 @@ step (which ranks the test prompts the tasks step wrote). The rules that must ag
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,11 +54,17 @@ def shown_history(history: Sequence[str], max_history: int) -> list[str]:
 
 @dataclass(frozen=True)
 class HistoryPrompt:
-    """What a history becomes at serving: the items shown, their prompt's token ids and the cache key."""
+    """What a history becomes at serving: the items shown, the cache key and the prompt's token ids, tokenized on
+    first use only (a cached answer needs the key alone; tokenizing was most of a cached request's time)."""
 
     shown: tuple[str, ...]
-    prompt_ids: list[int]
+    codes: tuple[str, ...]
     history_hash: str
+    served: ServedModel = field(repr=False, compare=False)
+
+    @cached_property
+    def prompt_ids(self) -> list[int]:
+        return self.served.prompt_ids(list(self.codes))
 
 
 def history_prompt(served: ServedModel, state: IndexState, history: Iterable[str]) -> HistoryPrompt | None:
@@ -65,7 +72,7 @@ def history_prompt(served: ServedModel, state: IndexState, history: Iterable[str
     shown = shown_history([i for i in history if i in state], served.max_history)
     if not shown:
         return None
-    return HistoryPrompt(tuple(shown), served.prompt_ids([state.codes[i] for i in shown]), history_hash(shown))
+    return HistoryPrompt(tuple(shown), tuple(state.codes[i] for i in shown), history_hash(shown), served)
 
 
 def search_width(k: int, exclude: Collection[str], state: IndexState, beam_width: int, max_beam: int = 0) -> int:

@@ -124,9 +124,27 @@ def build_app(predictor: Any) -> Any:
     return kserve.model_server.app
 
 
-def serve(cfg: ServeConfig, folder: Path, feature_repo: str | Path | None = None) -> None:
-    """Load the predictor and run the ModelServer until SIGTERM/SIGINT (blocks)."""
+def quiet_request_logs() -> None:
+    """No log line per request (KServe's latency trace and uvicorn's access log); errors still log."""
+    for name in ("kserve.trace", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def serve(cfg: ServeConfig, folder: Path, feature_repo: str | Path | None = None,
+          listen_socket: Any = None) -> None:
+    """Load the predictor and run the ModelServer until SIGTERM/SIGINT (blocks). ``serve.workers`` > 1 runs that
+    many of these processes on one listening socket (:mod:`lcrec.serve.workers`); ``listen_socket`` is that
+    socket inside a worker."""
+    if cfg.workers > 1 and listen_socket is None:
+        from lcrec.serve.workers import serve_workers
+
+        code = serve_workers(cfg, folder, feature_repo)
+        if code:
+            raise SystemExit(code)
+        return
     bind_to(cfg.host)
+    if listen_socket is not None:
+        listen_on(listen_socket)
     import_kserve()
     from kserve.model_server import ModelServer
 
@@ -134,10 +152,26 @@ def serve(cfg: ServeConfig, folder: Path, feature_repo: str | Path | None = None
     log.info("serving %s on http://%s:%d (v1 /v1/models/%s:predict, v2 /v2/models/%s/infer)", folder, cfg.host,
              cfg.http_port, cfg.model_name, cfg.model_name)
     try:
-        ModelServer(http_port=cfg.http_port, grpc_port=cfg.grpc_port, enable_grpc=cfg.enable_grpc,
-                    workers=1).start([predictor])
+        server = ModelServer(http_port=cfg.http_port, grpc_port=cfg.grpc_port, enable_grpc=cfg.enable_grpc,
+                             workers=1, enable_latency_logging=cfg.request_log)
+        if not cfg.request_log:
+            quiet_request_logs()
+        server.start([predictor])
     finally:
         predictor.stop()
+
+
+def listen_on(sock: Any) -> None:
+    """Make uvicorn serve on ``sock`` (a listening socket shared by several worker processes) instead of
+    binding its own."""
+    import uvicorn
+
+    base = uvicorn.Server.startup
+
+    async def startup(self: Any, sockets: Any = None) -> None:
+        await base(self, sockets=sockets or [sock])
+
+    uvicorn.Server.startup = startup
 
 
 def run_serve(params: Params) -> None:

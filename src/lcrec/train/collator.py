@@ -73,6 +73,25 @@ def encode_example(tokenizer, instruction: str, response: str, max_len: int,
     return prompt + answer, [IGNORE] * len(prompt) + answer, truncated
 
 
+def truncation_report(rows: list[dict[str, Any]], tokenizer, max_len: int, sample: int = 2000,
+                      seed: int = 0) -> dict[str, dict[str, int]]:
+    """Per task family, over a seeded sample of ``rows``: rows whose prompt + answer exceed ``max_len`` tokens (their
+    prompt's start is cut in training) and the longest length seen. Only families with cut rows are listed."""
+    import random
+
+    from lcrec.tasks.registry import family_of
+
+    picked = rows if len(rows) <= sample else random.Random(seed).sample(rows, sample)
+    out: dict[str, dict[str, int]] = {}
+    for row in picked:
+        n = len(tokenizer(row["instruction"] + row["response"], add_special_tokens=True)["input_ids"]) + 1
+        if n > max_len:
+            fam = out.setdefault(family_of(row["task"]), {"rows": 0, "longest": 0})
+            fam["rows"] += 1
+            fam["longest"] = max(fam["longest"], n)
+    return out
+
+
 class InstructionDataset:
     """Rows -> token ids on access (a torch map-style dataset); ``families`` fixes the task-family index."""
 

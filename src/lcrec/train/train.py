@@ -85,6 +85,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
         PaddedCollator,
         find_task_file,
         read_rows,
+        truncation_report,
     )
     from lcrec.train.trainer import (
         build_model,
@@ -115,6 +116,10 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     levels = None
     if check_code_loss(cfg.code_loss) == "level":
         levels = LevelTable(level_token_ids(tok), len(tok))
+    for family, cut in truncation_report(rows, tok, cfg.max_len, seed=cfg.seed).items():
+        log.warning("train: %d sampled %s rows are longer than train.max_len=%d tokens (longest %d): their prompts "
+                    "lose their start in training but not at inference; raise train.max_len to at least %d",
+                    cut["rows"], family, cfg.max_len, cut["longest"], cut["longest"])
     train_ds = InstructionDataset(rows, tok, cfg.max_len, families)
     eval_ds = None
     valid_path = find_task_file(tasks_dir, "valid")
