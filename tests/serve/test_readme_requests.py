@@ -38,7 +38,7 @@ def readme_server(tmp_path_factory):
     from lcrec.testing.tiny_serving import build_tiny_serving_folder
 
     root = tmp_path_factory.mktemp("readme_server")
-    info = build_tiny_serving_folder(root, item_ids=ITEM_IDS)
+    info = build_tiny_serving_folder(root, item_ids=ITEM_IDS, rank=True)  # with a retriever: the rank request
     history = ["50", "172", "181", "7", "100"]  # user "1"'s history, oldest first
     inter = pd.DataFrame({"user_id": "1", "item_id": history, "timestamp": range(1_000, 1_005), "rating": 4.0})
     items = pd.DataFrame({"item_id": ITEM_IDS, "title": [f"Item {i}" for i in ITEM_IDS],
@@ -62,13 +62,13 @@ def readme_server(tmp_path_factory):
         yield {**srv, "history": history}
 
 
-def test_readme_has_the_two_requests():
+def test_readme_has_the_three_requests():
     lines = readme_curl_lines()
-    assert len(lines) == 2 and all("localhost:8080/v1/models/lcrec:predict" in ln for ln in lines), lines
+    assert len(lines) == 3 and all("localhost:8080/v1/models/lcrec:predict" in ln for ln in lines), lines
     assert all(" -H " not in ln for ln in lines)  # plain `curl -d`: a form Content-Type, as users send it
 
 
-@pytest.mark.parametrize("number", [0, 1])
+@pytest.mark.parametrize("number", [0, 1, 2])
 def test_readme_request_runs_verbatim(readme_server, number):
     line = readme_curl_lines()[number].replace("localhost:8080", f"127.0.0.1:{readme_server['port']}")
     out = subprocess.run(["bash", "-c", line + " -w '\\n%{http_code}'"], capture_output=True, text=True,
@@ -84,3 +84,4 @@ def test_readme_request_runs_verbatim(readme_server, number):
     shown = sent.get("history") or readme_server["history"]  # a user-id request reads the Feast history
     assert not set(shown) & {i["item_id"] for i in items}  # items already seen are not recommended again
     assert not set(sent.get("exclude", [])) & {i["item_id"] for i in items}
+    assert answer["predictions"][0]["source"] == {"rank": "rank"}.get(sent.get("mode"), "decode")
