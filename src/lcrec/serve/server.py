@@ -118,10 +118,22 @@ def build_app(predictor: Any) -> Any:
     from kserve.model_server import ModelServer
     from kserve.protocol.rest.server import RESTServer
 
+    fresh_app(kserve.model_server)
     server = ModelServer(http_port=0, enable_grpc=False)
     server.register_model(predictor)
     RESTServer("kserve.model_server:app", server.dataplane, server.model_repository_extension, 0).create_application()
     return kserve.model_server.app
+
+
+def fresh_app(model_server: Any) -> None:
+    """Give KServe's module a new, unstarted FastAPI app: KServe registers its routes and middleware on one
+    module-level app, which refuses middleware once a client has started it, so every app built in one process
+    (one per test module) starts from a clean one with the same settings."""
+    from fastapi import FastAPI
+
+    old = model_server.app
+    model_server.app = FastAPI(title=old.title, version=old.version, docs_url=old.docs_url, redoc_url=old.redoc_url,
+                               default_response_class=old.router.default_response_class)
 
 
 def quiet_request_logs() -> None:
