@@ -43,7 +43,9 @@ left=$(( (BUDGET_S - (SECONDS - t0)) ))
 train_min=$(( (left - 200) / 60 ))
 [ "$train_min" -ge 2 ] || { echo "only ${left}s left: too little for a run" >&2; exit 2; }
 echo "[$((SECONDS - t0)) s] converted; ${left}s left: training for ${train_min} min"
-TRAIN_MINUTES=$train_min SASREC_MINUTES=$train_min LCREC="python -m lcrec.cli" \
+mkdir -p /tmp/lcrec-bin && printf '#!/bin/sh\nexec python -m lcrec.cli "$@"\n' > /tmp/lcrec-bin/lcrec
+chmod +x /tmp/lcrec-bin/lcrec  # the CLI without installing the package
+TRAIN_MINUTES=$train_min SASREC_MINUTES=$train_min LCREC=/tmp/lcrec-bin/lcrec \
     timeout $((left - 10)) bash benchmarks/gpu_quality.sh "$WORK"
 if [ -n "${OUT:-}" ]; then
     mkdir -p "$OUT" && cp "$WORK"/evaluate/{comparison.md,metrics.json} "$WORK"/train/train_metrics.json "$OUT"/ || true

@@ -79,14 +79,14 @@ def restricted_token_losses(model: Any, batch: dict[str, Any], predicts: Any, y:
 
     levels.to(y.device)
     level = levels.level_of[y]  # [N]
-    text_positions = predicts.clone()
-    text_positions[predicts] = level < 0
-    out = model(**batch, logits_to_keep=text_positions, use_cache=False, output_hidden_states=True)
+    # logits of one position only (an int keeps every transformers release's meaning); the head runs below on the
+    # text targets' hidden states, so the full-vocabulary projection never touches a code position
+    out = model(**batch, logits_to_keep=1, use_cache=False, output_hidden_states=True)
     hidden = out.hidden_states[-1][predicts]  # [N, H], final-norm output
     parts, order = [], []
     text = (level < 0).nonzero().squeeze(-1)
     if text.numel():
-        logits = out.logits.reshape(-1, out.logits.shape[-1])
+        logits = _unwrap(model).get_output_embeddings()(hidden.index_select(0, text))
         parts.append(F.cross_entropy(logits.float(), y[text], reduction="none"))
         order.append(text)
     for lv, ids in enumerate(levels.ids):

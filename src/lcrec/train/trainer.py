@@ -185,6 +185,18 @@ def make_trainer_class():
     return LcrecTrainer
 
 
+def version_kwargs(arguments_class: Any, cfg: TrainConfig) -> dict[str, Any]:
+    """The knobs whose names changed across transformers 5.x: ``activation_checkpointing`` and a float
+    ``warmup_steps`` (a ratio) in newer releases, ``gradient_checkpointing`` and ``warmup_ratio`` before."""
+    import inspect
+
+    names = inspect.signature(arguments_class.__init__).parameters
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    warmup = ({"warmup_ratio": float(cfg.warmup_ratio)} if "warmup_ratio" in names and "activation_checkpointing"
+              not in names else {"warmup_steps": float(cfg.warmup_ratio)})  # a float < 1: a ratio of the steps
+    return {checkpointing: cfg.gradient_checkpointing, **warmup}
+
+
 def training_arguments(cfg: TrainConfig, checkpoint_dir: Path, has_eval: bool):
     import torch
     from transformers import TrainingArguments
@@ -203,6 +215,7 @@ def training_arguments(cfg: TrainConfig, checkpoint_dir: Path, has_eval: bool):
                              f"train.eval_steps ({cfg.eval_steps}), so every checkpoint has a valid loss")
         eval_kwargs.update(load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False)
     return TrainingArguments(
+        **version_kwargs(TrainingArguments, cfg),
         output_dir=str(checkpoint_dir),
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
@@ -210,7 +223,6 @@ def training_arguments(cfg: TrainConfig, checkpoint_dir: Path, has_eval: bool):
         learning_rate=cfg.lr,
         weight_decay=cfg.weight_decay,
         lr_scheduler_type="cosine",
-        warmup_steps=float(cfg.warmup_ratio),  # a float < 1 is a ratio of the total steps
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
         logging_steps=cfg.logging_steps,
@@ -223,7 +235,6 @@ def training_arguments(cfg: TrainConfig, checkpoint_dir: Path, has_eval: bool):
         bf16=use_bf16(cfg),
         optim=optim,
         deepspeed=cfg.deepspeed or None,
-        activation_checkpointing=cfg.gradient_checkpointing,
         torch_compile=cfg.compile,
         use_cpu=not cuda,
         report_to="none",
