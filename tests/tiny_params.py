@@ -4,6 +4,7 @@ DVC): a small RQ-VAE, SEQ tasks only, a random tiny LLaMA for a few steps, 8 eva
 TINY_STEPS = [
     "embed.encoder=minilm", "embed.max_length=32", "embed.batch_size=128",
     "quantize.epochs=3", "quantize.codebook_size=32", "quantize.code_dim=8", "quantize.kmeans_iters=5",
+    "user_index.epochs=3", "user_index.max_length=32", "user_index.batch_size=128", "user_index.code_dim=8",
     "tasks.families=[seq]", "tasks.epochs=1", "tasks.valid_templates=1",
     "train.backbone=tiny-llama", "train.max_steps=2", "train.batch_size=4", "train.max_len=128",
     "train.save_steps=100", "train.eval_rows=8", "train.eval_steps=0", "train.best_on_valid=false",

@@ -348,6 +348,31 @@ class QuantizeConfig:
 
 
 @dataclass
+class UserIndexConfig:
+    """User codes (``lcrec user-index``): each user's text (+ behaviour) vector -> RQ codes ``<ua_..><ub_..>``, a
+    token namespace no item code can take. The RQ-VAE recipe is the quantize section's, with these sizes."""
+
+    encoder: str = knob("minilm", "Text encoder of the user texts (a text encoder of embed.encoder's registry; "
+                        "'' = behaviour vectors only).")
+    max_length: int = knob(256, "Tokens of a user text the encoder reads (the rest is cut).")
+    batch_size: int = knob(32, "User texts per encoder batch.")
+    profile_fields: list[str] = knob(["gender", "age", "occupation"], "users.parquet columns written into the "
+                                     "user text when present (MovieLens: gender, age band, occupation).")
+    history_titles: int = knob(20, "Titles of the user's most recent training items in the text (never a valid or "
+                               "test item; 0 = none).")
+    reviews: int = knob(5, "Reviews of the user's most recent training interactions in the text, where the source "
+                        "has them (Amazon, LC-Rec's format); 0 = none.")
+    behaviour_weight: float = knob(1.0, "Weight of the behaviour part (the baselines step's SASRec-CE user state "
+                                   "over the training history, L2-normalised) concatenated to the L2-normalised text "
+                                   "vector; 0 = text only. A user without text gets codes from behaviour alone.")
+    num_levels: int = knob(3, "User code levels (ULMRec: 4).")
+    codebook_size: int = knob(32, "Codes per level (ULMRec: 256); capacity codebook_size ** num_levels users.")
+    code_dim: int = knob(32, "Latent size of the user RQ-VAE.")
+    epochs: int = knob(200, "User RQ-VAE epochs.")
+    seed: int = knob(2024, "Seed of the user RQ-VAE (same seed + data -> the same user codes).")
+
+
+@dataclass
 class IndexAddConfig:
     items: str = knob("", "New items to index (parquet, jsonl or csv with item_id and the encoder's text fields).")
 
@@ -563,6 +588,7 @@ class Params:
     sasrec: SasrecConfig = field(default_factory=SasrecConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     index_add: IndexAddConfig = field(default_factory=IndexAddConfig)
+    user_index: UserIndexConfig = field(default_factory=UserIndexConfig)
     tasks: TasksConfig = field(default_factory=TasksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)

@@ -118,6 +118,11 @@ STEPS: tuple[Step, ...] = (
          plots=(_w("baselines", "sasrec_curve.png"),), options=(device_option("sasrec.device"),),
          exports=(_w("baselines", "sasrec_history.json"), _w("baselines", "metrics.json"),
                   _w("baselines", "retriever"))),
+    Step("user-index", "lcrec.users.user_index:run_user_index",
+         "User codes <ua_..><ub_..><uc_..>: each user's profile + training-history text (MiniLM) and SASRec-CE "
+         "state -> collision-free RQ codes in a namespace of their own; versioned, published atomically.",
+         reads=("ingest", "split", "baselines"), params=("user_index", "quantize", "embed.device", "runtime"),
+         code=("src/lcrec/users",), outs=((_w("user_index"), {"persist": True}),), artifact="user_index"),
     Step("tasks", "lcrec.tasks.tasks:run_tasks",
          "Build the alignment-tuning instruction datasets (SEQ, SEQ-all, MUT, ASY, ITE, PER, NEG, RANK).",
          reads=("ingest", "split", "quantize", "baselines"), params=("tasks", "runtime"), code=("src/lcrec/tasks",),
@@ -166,6 +171,11 @@ STEPS: tuple[Step, ...] = (
          reads=("quantize",), params=("index_add",), stage=False,
          options=(Option("--items", "items_path", "new items file (.parquet/.jsonl/.csv with item_id + text "
                          "fields); default: index_add.items"),)),
+    Step("user-add", "lcrec.users.user_index:run_user_add",
+         "Give new users codes with the frozen user quantizer; a new user-index version, old codes unchanged.",
+         reads=("split", "baselines", "user-index"), params=("user_index", "embed.device"), stage=False,
+         options=(Option("--users", "users_path", "new users (.jsonl/.json/.parquet: user_id, optional profile "
+                         "columns, optional history = item ids oldest first)"),)),
     Step("reindex", "lcrec.serve.reindex:run_reindex",
          "Add new items to the served index store (new version, atomic); running predictors pick it up.",
          params=("serve", "index_add", "runtime"), stage=False, writes="serving index store (serve.index_dir)",
@@ -177,7 +187,8 @@ STEPS: tuple[Step, ...] = (
 
 BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
 # the folder a step writes, where it is not named after the step (``paths.dirs`` keys, ``work/<folder>``)
-FOLDER = {"ingest": "data", "validate": "validation", "quantize": "index", "index-add": "index"}
+FOLDER = {"ingest": "data", "validate": "validation", "quantize": "index", "index-add": "index",
+          "user-index": "user_index", "user-add": "user_index"}
 
 
 def pipeline_steps() -> list[Step]:

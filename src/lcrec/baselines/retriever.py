@@ -68,6 +68,22 @@ class Retriever:
         model.load_state_dict(torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True))
         return cls(model.to(device).eval(), cfg, meta["item_ids"], device)
 
+    def user_states(self, histories: Sequence[Sequence[str]], batch_size: int = 256) -> Any:
+        """The SASRec state after each history (its last position's hidden vector, (n, hidden) float32 numpy): the
+        behaviour side of a user's code (lcrec.users)."""
+        import numpy as np
+        import torch
+
+        from lcrec.baselines.sasrec import left_pad
+
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(histories), batch_size):
+                rows = [[self.vocab[i] for i in h if i in self.vocab] for h in histories[s:s + batch_size]]
+                seq = torch.as_tensor(left_pad(rows, self.cfg.max_len), device=self.device)
+                out.append(self.model.hidden_states(seq)[:, -1].float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.cfg.hidden), np.float32)
+
     def __contains__(self, item_id: object) -> bool:
         return item_id in self.vocab
 

@@ -136,6 +136,14 @@ def baselines(params_path: str, overrides: list, tracking_uri: str, parent_run_i
     run_component("baselines", locals())
 
 
+def user_index(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
+               split: Input[Dataset], baselines: Input[Dataset], user_index: Output[Dataset],
+               metrics: Output[Metrics]):
+    from lcrec.kubeflow.step_runner import run_component
+
+    run_component("user-index", locals())
+
+
 def tasks(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
           split: Input[Dataset], index: Input[Dataset], baselines: Input[Dataset], tasks: Output[Dataset],
           metrics: Output[Metrics]):
@@ -250,7 +258,7 @@ def reindex(params_path: str, overrides: list, tracking_uri: str, parent_run_id:
     return read_current(index_store)
 
 
-STEP_FUNCTIONS = [ingest, validate, features, split, embed, quantize, tasks, train, evaluate, baselines, register,
+STEP_FUNCTIONS = [ingest, validate, features, split, embed, quantize, user_index, tasks, train, evaluate, baselines, register,
                   cache_topk, deploy, reindex, swap_index, refresh_cache]
 HELPER_FUNCTIONS = [open_run, close_run, stop_invalid]
 
@@ -268,4 +276,4 @@ def build_components(image: str, gpu_image: str, gpu_steps: list[str]) -> dict:
 
 def component_name(function_name: str) -> str:
     """The step name a component function implements (``cache_topk`` -> ``cache-topk``)."""
-    return function_name.replace("_", "-") if function_name == "cache_topk" else function_name
+    return function_name.replace("_", "-") if function_name in ("cache_topk", "user_index") else function_name

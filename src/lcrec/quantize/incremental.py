@@ -119,7 +119,8 @@ def do_index_add(
     z = quantizer.latents(emb)
     new_codes, left_prefix = add_codes(z, quantizer.codebooks_numpy(), occupied, quantizer.distance)
     t_assign = time.perf_counter() - t0
-    merged = CodeIndex(index.item_ids + new_items["item_id"].tolist(), np.concatenate([index.codes, new_codes]), index.codebook_size)
+    merged = CodeIndex(index.item_ids + new_items["item_id"].tolist(), np.concatenate([index.codes, new_codes]),
+                       index.codebook_size, prefix=index.prefix)
     extra = {k: index.meta[k] for k in ("params", "embed") if k in index.meta}
     extra["added_items"] = int(len(new_items))
     meta = write_index(out_dir, merged, qhash, parent=index.version, extra=extra)

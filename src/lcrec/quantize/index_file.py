@@ -25,23 +25,34 @@ import numpy as np
 INDEX = "index.json"
 META = "index_meta.json"
 CODE_TOKEN = re.compile(r"<([a-z])_(\d+)>")  # the one pattern of an item code token: level letter, code
+USER_PREFIX = "u"  # user codes live in a namespace of their own: <ua_12><ub_3>... can never read as an item code
+USER_CODE_TOKEN = re.compile(r"<u([a-z])_(\d+)>")
+PREFIXES = {"": CODE_TOKEN, USER_PREFIX: USER_CODE_TOKEN}
 
 
-def code_token(level: int, code: int) -> str:
-    return f"<{chr(ord('a') + level)}_{int(code)}>"
+def code_token(level: int, code: int, prefix: str = "") -> str:
+    return f"<{prefix}{chr(ord('a') + level)}_{int(code)}>"
 
 
-def code_tokens(codes: np.ndarray) -> list[list[str]]:
-    """Codes (n, H) -> LC-Rec token lists."""
-    return [[code_token(level, c) for level, c in enumerate(row)] for row in np.asarray(codes).tolist()]
+def code_tokens(codes: np.ndarray, prefix: str = "") -> list[list[str]]:
+    """Codes (n, H) -> LC-Rec token lists (``prefix`` "u": user codes)."""
+    return [[code_token(level, c, prefix) for level, c in enumerate(row)] for row in np.asarray(codes).tolist()]
 
 
-def parse_tokens(tokens: list[str], where: str = "") -> list[int]:
+def token_pattern(prefix: str) -> re.Pattern:
+    if prefix not in PREFIXES:
+        raise ValueError(f"code-token prefix {prefix!r}: use '' (items) or {USER_PREFIX!r} (users)")
+    return PREFIXES[prefix]
+
+
+def parse_tokens(tokens: list[str], where: str = "", prefix: str = "") -> list[int]:
+    pattern = token_pattern(prefix)
     out = []
     for level, tok in enumerate(tokens):
-        m = CODE_TOKEN.fullmatch(tok)
+        m = pattern.fullmatch(tok)
         if not m or ord(m.group(1)) - ord("a") != level:
-            raise ValueError(f"{where}: token {tok!r} at level {level} is not of the form <{chr(ord('a') + level)}_N>")
+            raise ValueError(f"{where}: token {tok!r} at level {level} is not of the form "
+                             f"<{prefix}{chr(ord('a') + level)}_N>")
         out.append(int(m.group(2)))
     return out
 
@@ -65,6 +76,7 @@ class CodeIndex:
     codes: np.ndarray
     codebook_size: int
     meta: dict[str, Any] = field(default_factory=dict)
+    prefix: str = ""  # "" item codes, "u" user codes (lcrec.users)
 
     @property
     def num_levels(self) -> int:
@@ -75,11 +87,11 @@ class CodeIndex:
         return self.meta.get("version")
 
     def to_json_bytes(self) -> bytes:
-        mapping = dict(zip(self.item_ids, code_tokens(self.codes), strict=True))
+        mapping = dict(zip(self.item_ids, code_tokens(self.codes, self.prefix), strict=True))
         return json.dumps(mapping, separators=(",", ":")).encode()
 
     def code_strings(self) -> list[str]:
-        return ["".join(t) for t in code_tokens(self.codes)]
+        return ["".join(t) for t in code_tokens(self.codes, self.prefix)]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -118,6 +130,7 @@ def write_index(
         "num_items": len(index.item_ids),
         "num_levels": index.num_levels,
         "codebook_size": index.codebook_size,
+        "token_prefix": index.prefix,
         "created_unix": time.time(),
         **(extra or {}),
     }
@@ -157,8 +170,12 @@ def read_index(index_dir: str | Path, verify: bool = True) -> CodeIndex:
             raise ValueError(f"{path}: item {item!r} maps to {tokens!r}; expected a list of code tokens "
                              'such as ["<a_12>", "<b_201>", "<c_7>", "<d_88>"]')
     ids = list(mapping)
-    codes = np.asarray([parse_tokens(mapping[i], f"{path}: item {i}") for i in ids], dtype=np.int64)
+    prefix = meta.get("token_prefix")
+    if prefix is None:  # no meta: the first token says which namespace
+        first = next(iter(mapping.values()), [""])[0]
+        prefix = USER_PREFIX if USER_CODE_TOKEN.fullmatch(first) else ""
+    codes = np.asarray([parse_tokens(mapping[i], f"{path}: item {i}", prefix) for i in ids], dtype=np.int64)
     if codes.ndim != 2:
         raise ValueError(f"{path}: items have different numbers of code tokens")
     k = int(meta.get("codebook_size") or (int(codes.max()) + 1 if codes.size else 1))
-    return CodeIndex(ids, codes.reshape(len(ids), -1), k, meta)
+    return CodeIndex(ids, codes.reshape(len(ids), -1), k, meta, prefix)

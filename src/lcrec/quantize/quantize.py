@@ -57,13 +57,15 @@ def do_quantize(
     progress: bool = True,
     nn_sample: int | None = None,
     align_targets: np.ndarray | None = None,
+    token_prefix: str = "",
 ) -> dict[str, Any]:
     """Train the RQ-VAE, assign collision-free codes, write the index files; return flat statistics.
 
     ``nn_sample``: items whose nearest neighbour is searched for the meaningfulness score (None = up to 2000,
     fewer for huge catalogues so the exact search stays within ~1e10 multiply-adds; 0 = skip).
     ``align_targets``: the items' mean token embeddings in the backbone (rows follow ``item_ids``), needed when
-    ``cfg.align_weight`` > 0 (:func:`lcrec.quantize.align.token_embedding_targets`).
+    ``cfg.align_weight`` > 0 (:func:`lcrec.quantize.align.token_embedding_targets`). ``token_prefix`` "u" writes
+    user codes (``<ua_1>``...; :mod:`lcrec.users`).
     """
     from lcrec.model.device import resolve_device
     from lcrec.quantize.assign import assign_codes, check_capacity
@@ -87,7 +89,7 @@ def do_quantize(
     t_assign = time.perf_counter() - t0
     qhash = save_quantizer(model, out_dir / "quantizer.pt")
     extra = {"params": asdict(cfg), "embed": embed_meta or {}, "device": device}
-    meta = write_index(out_dir, CodeIndex(list(item_ids), codes, cfg.codebook_size), qhash, parent=None, extra=extra)
+    meta = write_index(out_dir, CodeIndex(list(item_ids), codes, cfg.codebook_size, prefix=token_prefix), qhash, parent=None, extra=extra)
     recon = reconstruction_mse(model, np.asarray(emb, np.float32), codes)
     if nn_sample is None:
         nn_sample = int(min(2000, max(100, 1e10 // max(emb.shape[0] * emb.shape[1], 1))))
