@@ -179,6 +179,25 @@ class RankTasksConfig:
 
 
 @dataclass
+class UserTasksConfig:
+    history2user: bool = knob(True, "A user's training history -> the user's index (one example per user).")
+    predict: bool = knob(True, "User prediction (TTDS): an item and the users who chose it before -> the next user "
+                         "to choose it, written as a user index.")
+    rating: bool = knob(True, "Rating prediction (ULMRec): the user's index, rated history -> the stars of the next "
+                        "item (needs ratings in work/data).")
+    choosers: int = knob(10, "Previous choosers listed in a user-prediction prompt (the most recent ones).")
+    per_item: int = knob(20, "User-prediction examples per item: the item's latest training choosers are targets.")
+    rated_items: int = knob(10, "Rated history items shown in a rating prompt (the most recent ones).")
+
+
+@dataclass
+class UserPreferenceTasksConfig:
+    user2preference: bool = knob(True, "A user's index -> the teacher's preference text about the user (ULMRec).")
+    preference2user: bool = knob(True, "The preference text -> the user's index.")
+    min_items: int = knob(3, "Users need at least this many training items to get a preference example.")
+
+
+@dataclass
 class TeacherConfig:
     name: str = knob("rule", "Who writes intentions and preferences: rule (deterministic, from metadata, ratings, "
                      "reviews, years) | openai (an OpenAI-compatible chat endpoint) | smollm2 (the bundled SmolLM2-Instruct).")
@@ -199,7 +218,9 @@ class TasksConfig:
         "seqall (SEQ-all: every item of a window of the user's sequence is a target) is the opt-in alternative or "
         "companion to seq; valid and test prompts are written for each of the two that is enabled. rank (pick the next "
         "item's letter among retrieved candidates: the rank decode mode) is opt-in and reads the baselines step's "
-        "retriever.",
+        "retriever. The user families read the user-index step's codes: useq (SEQ-all with the user's index in the "
+        "prompt; serving then names the user), user (history -> user, user prediction, rating prediction) and upref "
+        "(user index <-> the teacher's preference text).",
     )
     epochs: int = knob(2, "Training epochs to sample templates for; train rows carry their epoch number.")
     task_epochs: dict[str, int] = knob(
@@ -218,6 +239,9 @@ class TasksConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     seq: SeqTasksConfig = field(default_factory=SeqTasksConfig)
     seqall: SeqAllTasksConfig = field(default_factory=SeqAllTasksConfig)
+    useq: SeqAllTasksConfig = field(default_factory=SeqAllTasksConfig)  # SEQ-all windows with the user's code
+    user: UserTasksConfig = field(default_factory=UserTasksConfig)
+    upref: UserPreferenceTasksConfig = field(default_factory=UserPreferenceTasksConfig)
     mut: MutTasksConfig = field(default_factory=MutTasksConfig)
     asy: AsyTasksConfig = field(default_factory=AsyTasksConfig)
     ite: IteTasksConfig = field(default_factory=IteTasksConfig)
@@ -451,7 +475,8 @@ class EvaluateConfig:
                           "a few minutes.")
     templates: list[str] = knob(["seq/0", "seq/1"], "SEQ template ids to evaluate (e.g. seq/0); empty = every SEQ "
                                 "template in test_seq.jsonl (the paper averages over all of them; GPU runs: --set "
-                                "evaluate.templates=[]). The default (two) keeps the CPU demo short.")
+                                "evaluate.templates=[]). The default (two) keeps the CPU demo short. With the useq family, the "
+                                "same-numbered useq wordings are scored too (the user in the prompt against not).")
     ks: list[int] = knob([1, 5, 10], "Cut-offs of HR@k and NDCG@k.")
     valid: bool = knob(True, "Also score the SEQ prompts of the valid split (same users): the metric the registry "
                        "promotes on (valid.ndcg@10), so model selection never looks at test.")
@@ -459,6 +484,9 @@ class EvaluateConfig:
                      "about each evaluated test user's test item; the model must write that item's code.")
     rank: bool = knob(True, "Also score the rank mode (the retriever's candidates re-ordered by one forward pass) when "
                       "the tasks step wrote rank prompts (the rank family in tasks.families).")
+    user_tasks: bool = knob(True, "Also score user prediction (under a trie of user codes, against the most active "
+                            "users) and rating prediction (RMSE/MAE against the user's mean rating) when the tasks "
+                            "step wrote their prompts (the user family in tasks.families).")
     title_items: int = knob(20, "Items whose index -> title generation is scored (exact title match, greedy "
                             "unconstrained decoding; a seeded sample of the catalogue); 0 = off. 20 keeps the CPU "
                             "demo short; use 200+ on a GPU.")

@@ -80,3 +80,27 @@ def write_fixture(root: Path) -> dict[str, Path]:
     pd.DataFrame(inter).to_parquet(data / "interactions.parquet", index=False)
     (index / "index.json").write_text(json.dumps({i: code_tokens(i) for i in MOVIES}))
     return {"split": split, "data": data, "index": index / "index.json", "out": root / "tasks"}
+
+
+USER_CODES = {"u1": "<ua_0><ub_1>", "u2": "<ua_1><ub_0>", "u3": "<ua_0><ub_2>"}
+
+
+def write_user_index(root: Path) -> Path:
+    """A published user index of the fixture's three users (2 levels x 4 codes), as `lcrec user-index` lays it out."""
+    import numpy as np
+
+    from lcrec.quantize.index_file import USER_PREFIX, CodeIndex, parse_tokens, write_index
+    from lcrec.users.user_index import publish
+
+    users = list(USER_CODES)
+    codes = np.asarray([parse_tokens([t + ">" for t in USER_CODES[u].split(">") if t], u, USER_PREFIX)
+                        for u in users])
+
+    def build(folder: Path) -> dict:
+        folder.mkdir(parents=True)
+        meta = write_index(folder, CodeIndex(users, codes, 4, prefix=USER_PREFIX), "fixture")
+        return {"version": meta["version"]}
+
+    out = root / "user_index"
+    publish(out, build)
+    return out

@@ -11,6 +11,9 @@
 - **RANK** (the rank decode mode, when the tasks step wrote ``test_rank.jsonl``, i.e. the rank family is on): the
   retriever's candidates per test user re-ordered by the letter log-probs of one forward pass; overall and
   rank-only metrics, against the retriever's own order (:mod:`lcrec.evaluate.rank_mode`).
+- **USER** (when the tasks step wrote user prompts, :mod:`lcrec.evaluate.user_tasks`): next-item metrics with the
+  user's code in the prompt against without it (same model, paired per user, ``user_in_prompt``); user prediction
+  under a trie of user codes against the most active users; rating RMSE/MAE against the user's mean rating.
 - **index -> title**: greedy, unconstrained generation (the answer is text) for a seeded sample of items with the
   title-only ``mut.index2item`` template; exact match of the generated title (outer quotes and spaces stripped).
 
@@ -45,8 +48,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def user_twin(template: str) -> str:
+    """The user-in-prompt wording of a next-item template (``seqall/1`` -> ``useq/1``), scored beside it."""
+    pool, _, number = template.rpartition("/")
+    return f"useq/{number}" if pool in ("seq", "seqall") else template
+
+
 def select_rows(rows: list[dict[str, Any]], max_users: int = 0, templates: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The rows of the first ``max_users`` users by user id (all when 0), restricted to ``templates`` if given."""
+    """The rows of the first ``max_users`` users by user id (all when 0), restricted to ``templates`` if given
+    (with their user-in-prompt twins, :func:`user_twin`, when the test prompts hold them)."""
     if templates:
         known = {r["template"] for r in rows}
         missing = sorted(set(templates) - known)
@@ -54,7 +64,8 @@ def select_rows(rows: list[dict[str, Any]], max_users: int = 0, templates: Seque
             raise ValueError(f"evaluate.templates names {', '.join(missing)}, absent from the test prompts; "
                              f"available: {', '.join(sorted(known, key=_natural))} (--set \"evaluate.templates=[]\" "
                              "scores all of them; the test prompts follow tasks.families)")
-        rows = [r for r in rows if r["template"] in set(templates)]
+        wanted = set(templates) | {twin for t in templates if (twin := user_twin(t)) in known}
+        rows = [r for r in rows if r["template"] in wanted]
     users = sorted({str(r["user_id"]) for r in rows})
     if max_users > 0:
         keep = set(users[:max_users])
@@ -237,6 +248,16 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     if "rank" in metrics:
         out["rank.retriever_recall"] = float(metrics["rank"]["retriever"]["recall"])
         out["rank.users_per_s"] = float(metrics["rank"]["users_per_s"])
+    for k, v in metrics.get("user_in_prompt", {}).items():
+        if isinstance(v, dict):
+            out[f"user_in_prompt.{k}.with_user"] = float(v["with_user"])
+            out[f"user_in_prompt.{k}.without_user"] = float(v["without_user"])
+    for side in ("model", "most_active"):
+        for k, v in metrics.get("user_prediction", {}).get(side, {}).items():
+            out[f"user_prediction.{side}.{k}"] = float(v)
+    for side, v in metrics.get("rating", {}).items():
+        if isinstance(v, dict):
+            out[f"rating.{side}.rmse"], out[f"rating.{side}.mae"] = float(v["rmse"]), float(v["mae"])
     if "index_to_title" in metrics:
         out["title.exact_match"] = float(metrics["index_to_title"]["exact_match"])
     for k, v in metrics.get("seq", {}).get("diversity", {}).items():
@@ -246,12 +267,37 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def user_side_metrics(cfg: EvaluateConfig, model: Any, tok: Any, tasks_dir: Path, split_dir: Path, users: set[str],
+                      decode: DecodeConfig, ks: Sequence[int]) -> dict[str, Any]:
+    """``user_prediction`` and ``rating`` metrics over the selected users, when the tasks step wrote their prompts."""
+    from lcrec.evaluate.user_tasks import evaluate_rating, evaluate_user_prediction
+    from lcrec.split.readers import training_items
+    from lcrec.tasks.tasks import USER_CODES, read_user_codes_file
+
+    out: dict[str, Any] = {}
+    tasks_dir = Path(tasks_dir)
+    user_rows = [r for r in read_jsonl_if_any(tasks_dir / "test_user.jsonl") if str(r["user_id"]) in users]
+    if cfg.user_tasks and user_rows:
+        codes = read_user_codes_file(tasks_dir / USER_CODES)["codes"]
+        out["user_prediction"] = evaluate_user_prediction(model, tok, user_rows, codes, training_items(split_dir),
+                                                          decode, ks)
+    rating_rows = [r for r in read_jsonl_if_any(tasks_dir / "test_rating.jsonl") if str(r["user_id"]) in users]
+    if cfg.user_tasks and rating_rows:
+        out["rating"] = evaluate_rating(model, tok, rating_rows, decode.batch_size)
+    return out
+
+
+def read_jsonl_if_any(path: Path) -> list[dict[str, Any]]:
+    return read_jsonl(path) if Path(path).exists() else []
+
+
 # --------------------------------------------------------------------------------------------------- the step
 def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_path: Path, split_dir: Path,
                    out_dir: Path, decode: DecodeConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Score the model in ``model_dir`` (``lcrec train`` output) on the test prompts of ``tasks_dir``; write
     metrics.json and plots to ``out_dir``; return the metrics (nested, see the module doc)."""
     from lcrec.decode.trie import CodeTrie
+    from lcrec.evaluate.user_tasks import with_and_without_user
     from lcrec.model.device import resolve_device, resolve_dtype
     from lcrec.model.trained import load_trained
     from lcrec.tasks.tasks import load_index, load_items
@@ -293,6 +339,9 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
                      "colliding_items": "one rank (a shared code is a hit)", "catalogue_items": len(catalogue),
                      "model_dir": str(model_dir), "device": device},
     }
+    user_prompt = with_and_without_user(rows, ranked, ks)
+    if user_prompt is not None:
+        metrics["user_in_prompt"] = user_prompt
     if cfg.valid:
         valid_rows = [r for r in read_jsonl(Path(tasks_dir) / "valid.jsonl") if str(r["user_id"]) in users]
         if valid_rows:
@@ -317,6 +366,7 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
                 for r, items in zip(rank_rows_, reordered, strict=True):
                     fh.write(json.dumps({"user_id": r["user_id"], "target_item": r["target_item"],
                                          "recommended": [i for i, _ in items]}) + "\n")
+    metrics.update(user_side_metrics(cfg, model, tok, tasks_dir, split_dir, users, decode, ks))
     if cfg.title_items > 0:
         codes = load_index(index_path)
         titles = {i: info.title for i, info in load_items(split_dir).items()}

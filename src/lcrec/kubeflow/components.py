@@ -145,8 +145,8 @@ def user_index(params_path: str, overrides: list, tracking_uri: str, parent_run_
 
 
 def tasks(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
-          split: Input[Dataset], index: Input[Dataset], baselines: Input[Dataset], tasks: Output[Dataset],
-          metrics: Output[Metrics]):
+          split: Input[Dataset], index: Input[Dataset], baselines: Input[Dataset], user_index: Input[Dataset],
+          tasks: Output[Dataset], metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
 
     run_component("tasks", locals())

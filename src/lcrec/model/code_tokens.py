@@ -51,11 +51,28 @@ def code_tokens_from_index(index: Mapping[str, Any] | str | Path) -> list[str]:
     return sort_code_tokens(tokens)
 
 
-def codebook_tokens(num_levels: int, codebook_size: int) -> list[str]:
-    """Every token of a ``num_levels`` x ``codebook_size`` codebook grid, in level then code order."""
+def codebook_tokens(num_levels: int, codebook_size: int, prefix: str = "") -> list[str]:
+    """Every token of a ``num_levels`` x ``codebook_size`` codebook grid, in level then code order (``prefix``
+    "u": the user-code grid ``<ua_0>`` ...)."""
     from lcrec.quantize.index_file import code_token
 
-    return [code_token(level, code) for level in range(num_levels) for code in range(codebook_size)]
+    return [code_token(level, code, prefix) for level in range(num_levels) for code in range(codebook_size)]
+
+
+def training_user_tokens(user_codes: dict[str, Any]) -> list[str]:
+    """The user-code tokens a model is trained with (the tasks step's ``user_codes.json``): the whole user
+    codebook grid, so users added later by ``lcrec user-add`` can be named; [] when the rows use no user code."""
+    if not user_codes.get("codes"):
+        return []
+    levels, size = int(user_codes.get("num_levels") or 0), int(user_codes.get("codebook_size") or 0)
+    prefix = user_codes.get("token_prefix", "u")
+    used = {t for code in user_codes["codes"].values() for t in _split_code(code)}
+    grid = set(codebook_tokens(levels, size, prefix)) if levels and size else set()
+    return sorted(grid | used, key=lambda t: (t[:3], int(t[t.index("_") + 1:-1])))
+
+
+def _split_code(code: str) -> list[str]:
+    return [part + ">" for part in code.split(">") if part]
 
 
 def training_code_tokens(index_path: str | Path) -> list[str]:

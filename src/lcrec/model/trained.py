@@ -26,6 +26,7 @@ class ModelManifest:
     families: list[str] = field(default_factory=list)  # task families of the training rows (seq, seqall, mut...)
     code_loss: str = "full"  # how code positions were scored in training: full vocabulary | level (see train.code_loss)
     code_token_init: str = "mean"  # how the code-token rows started (LoRA rebuilds the base the same way)
+    user_tokens: list[str] = field(default_factory=list)  # user-code tokens (<ua_0>...), added after the code tokens
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / MANIFEST
@@ -71,6 +72,9 @@ def load_trained(model_dir: str | Path, dtype: Any = None, merge: bool = False):
 
     base, base_tok = load_backbone(manifest.backbone, dtype=torch.float32)
     add_code_tokens(base, base_tok, manifest.code_tokens, noise_std=manifest.code_token_noise, seed=manifest.seed)
+    if manifest.user_tokens:
+        add_code_tokens(base, base_tok, manifest.user_tokens, noise_std=manifest.code_token_noise,
+                        seed=manifest.seed + 1)
     if base_tok.get_vocab() != tok.get_vocab():
         raise ValueError(f"{folder}: the saved tokenizer differs from backbone {manifest.backbone!r} + code tokens; "
                          "the backbone changed since training; retrain or point train.backbone at the original")

@@ -60,7 +60,7 @@ def parse_tokens(tokens: list[str], where: str = "", prefix: str = "") -> list[i
 def read_code_lists(index_path: str | Path) -> dict[str, list[str]]:
     """{item_id: ["<a_1>", "<b_2>", ...]} from an index folder or its index.json (hash-checked)."""
     index = read_index(index_path)
-    return dict(zip(index.item_ids, code_tokens(index.codes), strict=True))
+    return dict(zip(index.item_ids, code_tokens(index.codes, index.prefix), strict=True))
 
 
 def read_code_strings(index_path: str | Path) -> dict[str, str]:

@@ -128,7 +128,7 @@ def compute_topk_rows(served: ServedModel, state: IndexState, histories: Mapping
 
     users = [str(u) for u in histories]
     ranked = rank_histories(served, state, list(histories.values()), top_k, beam_width, batch_size, kv_mode,
-                            exclude_history, progress)
+                            exclude_history, progress, user_ids=users)
     return [_row(uid, r.items, state.version, r.prompt.history_hash, served.model_version)
             for uid, r in zip(users, ranked, strict=True) if r is not None]
 
@@ -170,7 +170,7 @@ def refresh_topk_rows(served: ServedModel, state: IndexState, histories: Mapping
 
     for uid, hist in histories.items():
         uid = str(uid)
-        prompt = history_prompt(served, state, hist)
+        prompt = history_prompt(served, state, hist, uid)
         if prompt is None:
             continue
         entry = existing.get(uid)

@@ -40,12 +40,14 @@ SERVING_JSON = "serving.json"
 MODEL_SUBDIR = "model"
 INDEX_SUBDIR = "index"
 RETRIEVER_SUBDIR = "retriever"
+USER_TEMPLATE = "useq/0"  # the prompt of a user with a code, for a model trained with the useq family
 
 
-def seq_prompt(history_codes: list[str], template: str | int = "seq/0") -> str:
-    """The next-item prompt for a history given as code strings (oldest first), exactly as in training."""
+def seq_prompt(history_codes: list[str], template: str | int = "seq/0", user_code: str = "") -> str:
+    """The next-item prompt for a history given as code strings (oldest first), exactly as in training; a
+    ``useq`` template names the user by ``user_code``."""
     try:
-        return next_item_prompt(", ".join(history_codes), template)
+        return next_item_prompt(", ".join(history_codes), template, user_code)
     except ValueError as err:
         raise ValueError(f"serve.template: {err}") from None
 
@@ -122,15 +124,24 @@ class ServedModel:
     template: str = "seq/0"
     max_history: int = 20
     families: tuple[str, ...] = ()  # the training families (the rank mode needs "rank")
+    user_codes: dict[str, str] = field(default_factory=dict)  # user -> code, when trained with the user in the prompt
+    user_template: str = USER_TEMPLATE
+
+    def user_code(self, user_id: str | None) -> str:
+        """The code to name ``user_id`` by in the prompt: "" when the model was not trained with the user in the
+        prompt (no ``useq`` family) or does not know the user (its prompt is then history-only)."""
+        return self.user_codes.get(str(user_id), "") if user_id is not None and self.user_codes else ""
 
     def use_template(self, template: str | int) -> None:
         """Serve with ``template`` (serve.template); ``auto`` keeps the one the serving folder recorded."""
         if not is_auto(template):
             self.template = template_id(template)
 
-    def prompt_ids(self, history_codes: list[str]) -> list[int]:
+    def prompt_ids(self, history_codes: list[str], user_code: str = "") -> list[int]:
+        """The next-item prompt's token ids: the served template, or with ``user_code`` the user-in-prompt one."""
         shown = history_codes[-self.max_history:] if self.max_history > 0 else history_codes
-        return self.tokenizer(seq_prompt(shown, self.template), add_special_tokens=True)["input_ids"]
+        text = seq_prompt(shown, self.user_template, user_code) if user_code else seq_prompt(shown, self.template)
+        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
 
     def rank_prompt_ids(self, history_codes: list[str], candidate_codes: list[str]) -> list[int]:
         """The rank prompt (history + lettered candidates, :func:`lcrec.tasks.rank.rank_prompt`) as token ids."""
@@ -234,4 +245,15 @@ def load_served_model(folder: str | Path, device: str = "cpu", dtype: str = "aut
     version = meta.get("model_version") or model_version_id(folder / MODEL_SUBDIR)
     families = ModelManifest.families_of(folder / MODEL_SUBDIR)
     template = template_id(meta.get("template", "auto"), families)
-    return ServedModel(model, tok, version, template, int(meta.get("max_history", 20)), tuple(families))
+    user_codes = served_user_codes(folder / MODEL_SUBDIR, families)
+    return ServedModel(model, tok, version, template, int(meta.get("max_history", 20)), tuple(families), user_codes)
+
+
+def served_user_codes(model_dir: Path, families: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """The user codes a model folder ships (``user_codes.json``, written by the train step) when the model was
+    trained with the user in the prompt (the useq family); {} otherwise, so its prompts stay history-only."""
+    from lcrec.tasks.tasks import USER_CODES, read_user_codes_file
+
+    if "useq" not in families:
+        return {}
+    return dict(read_user_codes_file(Path(model_dir) / USER_CODES).get("codes", {}))

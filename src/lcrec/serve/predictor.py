@@ -319,7 +319,7 @@ class LcrecPredictor(kserve.Model):
                 if q.k > self.cfg.rank_candidates:
                     raise InvalidInput(f"{where}: k={q.k} is more than the rank mode's {self.cfg.rank_candidates} "
                                        "candidates (serve.rank_candidates); ask for fewer or use mode 'generate'")
-            plans.append((q, history_prompt(self.served, state, history)))
+            plans.append((q, history_prompt(self.served, state, history, q.user_id)))
 
         async def one(q: Query, prompt: Any) -> dict[str, Any]:
             source = "cache"

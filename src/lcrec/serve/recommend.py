@@ -61,18 +61,24 @@ class HistoryPrompt:
     codes: tuple[str, ...]
     history_hash: str
     served: ServedModel = field(repr=False, compare=False)
+    user_code: str = ""  # the user named in the prompt ("" = a history-only prompt)
 
     @cached_property
     def prompt_ids(self) -> list[int]:
-        return self.served.prompt_ids(list(self.codes))
+        return self.served.prompt_ids(list(self.codes), self.user_code)
 
 
-def history_prompt(served: ServedModel, state: IndexState, history: Iterable[str]) -> HistoryPrompt | None:
-    """The prompt of a history (items the index does not know are left out); None when nothing is left."""
+def history_prompt(served: ServedModel, state: IndexState, history: Iterable[str],
+                   user_id: str | None = None) -> HistoryPrompt | None:
+    """The prompt of a history (items the index does not know are left out); None when nothing is left. A model
+    trained with the user in the prompt names ``user_id`` by its code when it knows one; the cache key then
+    covers the user's code as well as the shown items."""
     shown = shown_history([i for i in history if i in state], served.max_history)
     if not shown:
         return None
-    return HistoryPrompt(tuple(shown), tuple(state.codes[i] for i in shown), history_hash(shown), served)
+    user_code = served.user_code(user_id)
+    key = history_hash([user_code, *shown]) if user_code else history_hash(shown)
+    return HistoryPrompt(tuple(shown), tuple(state.codes[i] for i in shown), key, served, user_code)
 
 
 def search_width(k: int, exclude: Collection[str], state: IndexState, beam_width: int, max_beam: int = 0) -> int:
@@ -112,10 +118,12 @@ class RankedHistory:
 
 def rank_histories(served: ServedModel, state: IndexState, histories: Sequence[Iterable[str]], k: int,
                    beam_width: int, batch_size: int = 64, kv_mode: str = "shared", exclude_history: bool = False,
-                   progress: bool = False) -> list[RankedHistory | None]:
+                   progress: bool = False, user_ids: Sequence[str | None] | None = None) -> list[RankedHistory | None]:
     """Top-``k`` items for each history, in input order (None for a history with no indexed item). With
-    ``exclude_history`` the items shown in the prompt are never answered (the search is widened by them)."""
-    prompts = [history_prompt(served, state, h) for h in histories]
+    ``exclude_history`` the items shown in the prompt are never answered (the search is widened by them);
+    ``user_ids`` name each history's user (see :func:`history_prompt`)."""
+    user_ids = list(user_ids) if user_ids is not None else [None] * len(histories)
+    prompts = [history_prompt(served, state, h, u) for h, u in zip(histories, user_ids, strict=True)]
     live = [(n, p) for n, p in enumerate(prompts) if p is not None]
     out: list[RankedHistory | None] = [None] * len(prompts)
     if not live:

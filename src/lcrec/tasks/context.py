@@ -119,6 +119,9 @@ class TaskContext:
     seed: int = 2024
     positives: int = 0  # next-item examples built by the positive families (set before NEG-like families run)
     retriever: Any = None  # lcrec.baselines.retriever.Retriever, when the rank family lists retrieved candidates
+    user_codes: dict[str, str] = field(default_factory=dict)  # user -> "<ua_1><ub_2>..." (the user-index step)
+    ratings: dict[tuple[str, str], float] = field(default_factory=dict)  # (user, training item) -> stars
+    item_choosers: dict[str, list[str]] = field(default_factory=dict)  # item -> its training users, earliest first
 
     def code(self, item_id: str) -> str:
         try:
@@ -128,6 +131,10 @@ class TaskContext:
                 f"item {item_id!r} is in the split but has no code in index.json: the index is older than the "
                 "split; rerun `lcrec quantize` (or `dvc repro`) so every item gets a code"
             ) from None
+
+    def user_code(self, user_id: str) -> str:
+        """The user's code string, or "" for a user the user index does not know (no user example is built)."""
+        return self.user_codes.get(str(user_id), "")
 
     def info(self, item_id: str) -> ItemInfo:
         return self.items.get(item_id) or ItemInfo(item_id)

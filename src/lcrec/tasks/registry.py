@@ -43,7 +43,7 @@ def register_task_family(name: str, config_cls: type, build: Builder, tasks: tup
 
 def load_families() -> dict[str, TaskFamily]:
     """Import the bundled family modules (each registers itself) and return the registry."""
-    from lcrec.tasks import asy, ite, mut, neg, per, rank, seq, seqall  # noqa: F401
+    from lcrec.tasks import asy, ite, mut, neg, per, rank, seq, seqall, upref, useq, user  # noqa: F401
 
     return FAMILIES
 

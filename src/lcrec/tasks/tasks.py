@@ -11,6 +11,13 @@ Writes into ``out_dir`` (``work/tasks``):
 - ``test_rank.jsonl``: with the rank family on, each test user's rank prompt: the retriever's candidates in its
   order (``candidates``), the letter of the target in ``response`` ("" when the retriever missed it); empty
   otherwise;
+- ``test_user.jsonl``: with the user family on, each test user's user-prediction prompt: the test item and its
+  latest training choosers -> the test user's code (``response``); empty otherwise;
+- ``test_rating.jsonl``: with the user family on, each test user's rating prompt -> the stars of the test item, with
+  the user's mean training rating (``user_mean``, the baseline); empty otherwise;
+- ``user_codes.json``: the user codes the rows use (``{"codes": {user: code}, "num_levels", "codebook_size",
+  "token_prefix", "version"}``; no codes without a user family): the train step adds their tokens and ships the
+  file with the model, so serving names the user the way training did;
 - ``teacher_cache.json``: the teacher's texts (reused by the next run while their inputs are unchanged);
 - ``mix.json``: the task mix (examples built, kept after caps, rows, shares, drops) per split.
 
@@ -105,6 +112,46 @@ def load_context(split_dir: Path, index_path: Path, max_history: int = 20, seed:
                       train_items=train_items, known_items=known_items(train_items, train, valid, test),
                       max_history=max_history, seed=seed)
     return ctx, valid, test
+
+
+USER_FAMILIES = ("useq", "user", "upref")  # the families that read the user-index step's codes
+USER_CODES = "user_codes.json"  # the user codes the rows use; the train step ships it beside the model
+
+
+def load_user_codes(user_index_dir: Path | None) -> tuple[dict[str, str], dict[str, Any]]:
+    """The published user index (``work/user_index``): user -> code string, and the facts the train step needs
+    (levels, codebook size, prefix, version)."""
+    from lcrec.quantize.index_file import read_index
+    from lcrec.users.user_index import current_dir
+
+    if user_index_dir is None or not Path(user_index_dir).exists():
+        raise FileNotFoundError(f"{user_index_dir}: no user index; the user families ({', '.join(USER_FAMILIES)}) "
+                                "need one: run `lcrec user-index` first, or drop them from tasks.families")
+    index = read_index(current_dir(user_index_dir))
+    codes = dict(zip(index.item_ids, index.code_strings(), strict=True))
+    info = {"num_levels": index.num_levels, "codebook_size": index.codebook_size, "token_prefix": index.prefix,
+            "version": index.version}
+    return codes, info
+
+
+def item_choosers(train_items: dict[str, list[str]], data_dir: Path | None) -> dict[str, list[str]]:
+    """Each item's training users, earliest first: by the interaction's timestamp in ``interactions.parquet``
+    (the latest event of a (user, item) pair), or by user id when there are no timestamps."""
+    pairs = {(u, i) for u, items in train_items.items() for i in items}
+    when: dict[tuple[str, str], float] = {}
+    if data_dir is not None and (Path(data_dir) / "interactions.parquet").exists():
+        import pandas as pd
+
+        df = pd.read_parquet(Path(data_dir) / "interactions.parquet")
+        if "timestamp" in df.columns:
+            stamps = pd.to_numeric(df["timestamp"], errors="coerce").fillna(0.0)
+            for u, i, t in zip(df["user_id"].astype(str), df["item_id"].astype(str), stamps, strict=True):
+                if (u, i) in pairs:
+                    when[(u, i)] = float(t)
+    out: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for u, i in pairs:
+        out[i].append((when.get((u, i), 0.0), u))
+    return {i: [u for _, u in sorted(users)] for i, users in out.items()}
 
 
 # --------------------------------------------------------------------------------------------------- teacher texts
@@ -216,11 +263,87 @@ def rank_test_rows(cfg: TasksConfig, ctx: TaskContext, test: list[SplitRow]) -> 
     return out
 
 
+# --------------------------------------------------------------------------------------------------- USER
+def user_test_rows(cfg: TasksConfig, ctx: TaskContext, test: list[SplitRow]) -> list[dict[str, Any]]:
+    """Each test user's user-prediction prompt (first template): the test item and its latest training choosers
+    (other users) -> the test user's code. Users without a code, and items nobody chose in training, are left out."""
+    from lcrec.tasks.dataset import render_row
+    from lcrec.tasks.templates import pool
+    from lcrec.tasks.user import choosers_example, distinct_choosers
+
+    out = []
+    n = cfg.user.choosers
+    for r in test:
+        if not ctx.user_code(r.user_id) or r.target not in ctx.codes:
+            continue
+        before = [u for u in distinct_choosers(ctx, r.target) if u != r.user_id]
+        before = before[-n:] if n > 0 else before
+        if before:
+            out.append(render_row(choosers_example(ctx, r.target, before, r.user_id), pool("user.predict")[0], 0))
+    return out
+
+
+def rating_test_rows(cfg: TasksConfig, ctx: TaskContext, test: list[SplitRow], data_dir: Path | None
+                     ) -> list[dict[str, Any]]:
+    """Each test user's rating prompt (first template): the user's code and rated history -> the stars of the
+    test item; ``user_mean`` is the user's mean training rating (the baseline), ``rating`` the true one."""
+    import dataclasses
+    from statistics import fmean
+
+    from lcrec.tasks.dataset import render_row
+    from lcrec.tasks.templates import pool
+    from lcrec.tasks.user import rating_example
+
+    feedback = load_feedback(data_dir, {(r.user_id, i) for r in test for i in (*r.history, r.target)})
+    ratings = {**ctx.ratings, **{k: v for k, (v, _) in feedback.items() if v is not None}}
+    full = dataclasses.replace(ctx, ratings=ratings)
+    by_user: dict[str, list[float]] = defaultdict(list)
+    for (u, _), v in ctx.ratings.items():
+        by_user[u].append(v)
+    known = [v for vs in by_user.values() for v in vs]
+    overall = fmean(known) if known else 3.0
+    out = []
+    for r in test:
+        rating = ratings.get((r.user_id, r.target))
+        if rating is None or r.target not in ctx.codes:
+            continue
+        ex = rating_example(full, cfg.user, r.user_id, ctx.recent(r.history), r.target, rating)
+        if ex is None:
+            continue
+        row = render_row(ex, pool("user.rating")[0], 0)
+        mean = fmean(by_user[r.user_id]) if by_user.get(r.user_id) else overall
+        out.append({**row, "rating": float(rating), "user_mean": round(mean, 4)})
+    return out
+
+
+def write_user_codes(path: Path, codes: dict[str, str], info: dict[str, Any]) -> None:
+    path.write_text(json.dumps({**info, "codes": codes}))
+
+
+def read_user_codes_file(path: str | Path) -> dict[str, Any]:
+    """``user_codes.json`` (tasks step, copied beside a trained model); empty codes when absent."""
+    path = Path(path)
+    if not path.exists():
+        return {"codes": {}}
+    return json.loads(path.read_text())
+
+
 # --------------------------------------------------------------------------------------------------- the step
 def next_item_tasks(families: list[str]) -> list[str]:
     """The next-item template pools to write valid/test prompts for: those of the enabled families (seq,
     seqall), or seq when neither is enabled (evaluation always scores next-item prediction)."""
     return [t for t in NEXT_ITEM_POOLS if t in families] or ["seq"]
+
+
+def next_item_examples(ctx: TaskContext, rows: list[SplitRow], task: str) -> list[TaskExample]:
+    """The valid/test next-item examples of ``task``'s pool; ``useq`` rows also name the user (users without a
+    code are left out of that pool only)."""
+    from lcrec.tasks.useq import with_user
+
+    out = [seq_example(ctx, r.user_id, r.history, r.target, task) for r in rows if r.history]
+    if task == "useq":
+        out = [ex for ex in (with_user(ctx, e) for e in out) if ex is not None]
+    return out
 
 
 def _check(cfg: TasksConfig) -> None:
@@ -240,14 +363,23 @@ def _check(cfg: TasksConfig) -> None:
 
 
 def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Path,
-                data_dir: Path | None = None, retriever_dir: Path | None = None) -> dict[str, Any]:
+                data_dir: Path | None = None, retriever_dir: Path | None = None,
+                user_index_dir: Path | None = None) -> dict[str, Any]:
     """Build every enabled task family and write train/valid/test rows, the teacher cache and the mix.
-    ``retriever_dir``: the baselines step's retriever, read by the rank family."""
+    ``retriever_dir``: the baselines step's retriever, read by the rank family; ``user_index_dir``: the
+    user-index step's output, read by the user families."""
     _check(cfg)
     split_dir, out_dir = Path(split_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx, valid, test = load_context(split_dir, index_path, cfg.max_history, cfg.seed)
     ctx.retriever = open_retriever(cfg, retriever_dir)
+    user_info: dict[str, Any] = {}
+    if any(f in USER_FAMILIES for f in cfg.families):
+        ctx.user_codes, user_info = load_user_codes(user_index_dir)
+    if "user" in cfg.families:
+        pairs = {(u, i) for u, items in ctx.train_items.items() for i in items}
+        ctx.ratings = {k: v for k, (v, _) in load_feedback(data_dir, pairs).items() if v is not None}
+        ctx.item_choosers = item_choosers(ctx.train_items, data_dir)
 
     families = [get_family(name) for name in dict.fromkeys(cfg.families)]
     needs = {n for f in families for n in f.needs}
@@ -274,13 +406,12 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
 
     valid_mix, test_mix = TaskMix(), TaskMix()
     scored = next_item_tasks(cfg.families)
-    valid_ex = {task: [seq_example(ctx, r.user_id, r.history, r.target, task) for r in valid if r.history]
-                for task in scored}
+    valid_ex = {task: next_item_examples(ctx, valid, task) for task in scored}
     for task, exs in valid_ex.items():
         valid_mix.built[task] = valid_mix.kept[task] = len(exs)
     n_valid = write_jsonl(sample_rows(valid_ex, 1, cfg.valid_templates, cfg.seed + 1, valid_mix, scored=True),
                           out_dir / "valid.jsonl")
-    test_ex = [seq_example(ctx, r.user_id, r.history, r.target, task) for task in scored for r in test if r.history]
+    test_ex = [ex for task in scored for ex in next_item_examples(ctx, test, task)]
     for ex in test_ex:
         test_mix.built[ex.task] += 1
         test_mix.kept[ex.task] += 1
@@ -291,6 +422,12 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
         TeacherCache().save(test_cache)  # a DVC output like teacher_cache.json: present after every run
     n_ite = write_jsonl(ite, out_dir / "test_ite.jsonl")  # always written (empty without ITE): a DVC output
     n_rank = write_jsonl(rank_test_rows(cfg, ctx, test), out_dir / "test_rank.jsonl")  # likewise
+    users_on = "user" in cfg.families
+    n_user = write_jsonl(user_test_rows(cfg, ctx, test) if users_on and cfg.user.predict else [],
+                         out_dir / "test_user.jsonl")
+    n_rating = write_jsonl(rating_test_rows(cfg, ctx, test, data_dir) if users_on and cfg.user.rating else [],
+                           out_dir / "test_rating.jsonl")
+    write_user_codes(out_dir / USER_CODES, ctx.user_codes, user_info)
 
     summary = {
         "families": [f.name for f in families], "epochs": cfg.epochs, "seed": cfg.seed,
@@ -306,21 +443,23 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
              n_test, out_dir)
     return {
         "train_rows": n_train, "valid_rows": n_valid, "test_rows": n_test, "test_ite_rows": n_ite, "test_rank_rows": n_rank,
+        "test_user_rows": n_user, "test_rating_rows": n_rating, "user_codes": len(ctx.user_codes),
         "teacher_generated": teacher_stats["generated"], "teacher_cache_hits": teacher_stats["cache_hits"],
         "train_file": str(train_path), **mix.metrics("train."),
     }
 
 
 def run_tasks(params: Params) -> dict[str, Any]:
-    """``lcrec tasks``: read work/split, work/index/index.json, work/data and (for the rank family) the retriever
-    in work/baselines; write work/tasks; log to MLflow."""
+    """``lcrec tasks``: read work/split, work/index/index.json, work/data, (for the rank family) the retriever
+    in work/baselines and (for the user families) work/user_index; write work/tasks; log to MLflow."""
     from lcrec.baselines.retriever import RETRIEVER_DIR
     from lcrec.tracking import log_step
 
     out_dir = params.paths.step("tasks")
     data_dir = params.paths.step("data")
     stats = build_tasks(params.tasks, params.paths.step("split"), params.paths.step("index") / "index.json", out_dir,
-                        data_dir if data_dir.exists() else None, params.paths.step("baselines") / RETRIEVER_DIR)
+                        data_dir if data_dir.exists() else None, params.paths.step("baselines") / RETRIEVER_DIR,
+                        params.paths.step("user_index"))
     log_step("tasks", params.tracking, params.paths, params=params.tasks, metrics=stats,
              artifacts=[out_dir / "mix.json", out_dir / "teacher_cache.json"])
     return stats

@@ -7,7 +7,9 @@ description never gets a description template).
 
 Fields: ``history`` (item codes or quoted titles joined with ", ", oldest first), ``item`` (an item's code
 string), ``title``, ``description``, ``query`` (a user's intention), ``preference`` (a user's taste summary),
-``candidates`` (lettered candidate lines, RANK) and ``letter`` (the answer's letter).
+``candidates`` (lettered candidate lines, RANK), ``letter`` (the answer's letter), ``user`` (a user's code string,
+``<ua_3><ub_17><uc_9>``), ``choosers`` (user codes joined with ", "), ``rated`` (item codes each followed by the
+user's stars, ``<a_1><b_2><c_3> (4 stars)``) and ``rating`` (stars as a digit).
 
 The full training text is ``render_prompt(instruction) + response``: the prompt ends with ``### Response:`` and
 the response follows without a separator, as in LC-Rec's data, so a model tuned on either reads the other.
@@ -120,6 +122,64 @@ SEQALL = _pool("seqall", [
     ("Recall the items one user chose, one after another, from the first to the latest.", "{history}, {item}"),
     ("Here is a task for a recommender: write the sequence of items a user engaged with, in time order.",
      "{history}, {item}"),
+])
+
+# --------------------------------------------------------------------------------------------------- USEQ
+# SEQ-all with the user's own index in the instruction (TTDS, ULMRec): the same windows, the same responses, so
+# one model scored with and without the user code reads the same item text after the instruction.
+USEQ = _pool("useq", [
+    ("List the items user {user} interacted with, oldest first.", "{history}, {item}"),
+    ("Write down the history of items of user {user} in chronological order.", "{history}, {item}"),
+    ("You are a recommender system serving user {user}. Continue their sequence of items in the order they will "
+     "choose them.", "{history}, {item}"),
+    ("User {user} picked items one after another. Give those items, each followed by the next one.",
+     "{history}, {item}"),
+    ("Recall the items that user {user} chose, from the first to the latest.", "{history}, {item}"),
+    ("For the user indexed {user}, write the sequence of items they engaged with, in time order.",
+     "{history}, {item}"),
+])
+
+# --------------------------------------------------------------------------------------------------- USER
+# User-side alignment: the user index learns what the user did (history -> user), who chooses an item
+# (previous choosers -> the next one, TTDS's user prediction) and how the user rates (ULMRec's rating task).
+HISTORY2USER = _pool("user.history2user", [
+    ("A user interacted with these items, oldest first: {history}. Which user is this? Answer with the user's "
+     "index.", "{user}"),
+    ("Identify the user whose item history is {history}.", "{user}"),
+    ("History: {history}\nWrite the index of the user this history belongs to.", "{user}"),
+    ("These items were chosen by one user, in order: {history}. Give that user's index.", "{user}"),
+])
+
+PREDICT_USER = _pool("user.predict", [
+    ("Item {item} was chosen by these users, earliest first: {choosers}. Which user will choose it next?",
+     "{user}"),
+    ("Users who picked {item} so far: {choosers}. Predict the next user to pick it.", "{user}"),
+    ("The item {item} has been consumed by {choosers}, in that order. Name the user who comes next.", "{user}"),
+    ("Who will be the next user to interact with {item}? Its previous users were {choosers}.", "{user}"),
+])
+
+RATE = _pool("user.rating", [
+    ("User {user} rated these items, oldest first: {rated}. How many stars (1 to 5) will they give {item}?",
+     "{rating}"),
+    ("Ratings of user {user} so far: {rated}. Predict their rating of {item} from 1 to 5.", "{rating}"),
+    ("Here is how user {user} scored past items: {rated}. What score out of 5 will {item} get from them?",
+     "{rating}"),
+    ("User {user}, history with ratings: {rated}\nRating of {item} (1-5):", "{rating}"),
+])
+
+# --------------------------------------------------------------------------------------------------- UPREF
+USER2PREFERENCE = _pool("upref.user2preference", [
+    ("Describe the preferences of user {user}.", "{preference}"),
+    ("What kind of items does user {user} enjoy?", "{preference}"),
+    ("Summarise the tastes of the user with index {user}.", "{preference}"),
+    ("Write a short profile of what user {user} likes and dislikes.", "{preference}"),
+])
+
+PREFERENCE2USER = _pool("upref.preference2user", [
+    ("Which user matches this description of preferences? {preference}", "{user}"),
+    ("Here is a user's taste profile: {preference} Give the index of that user.", "{user}"),
+    ("Find the user described as follows and answer with their index: {preference}", "{user}"),
+    ("Preferences: {preference}\nWhich user is it?", "{user}"),
 ])
 
 # --------------------------------------------------------------------------------------------------- MUT
@@ -275,7 +335,7 @@ RANK = _pool("rank", [
 
 POOLS: dict[str, tuple[Template, ...]] = {
     pool[0].id.split("/")[0]: pool
-    for pool in (SEQ, SEQALL, ITEM2INDEX, INDEX2ITEM, INDEX2TITLE, INDEX2DESC, TITLE2INDEX, QUERY2INDEX,
+    for pool in (SEQ, SEQALL, USEQ, HISTORY2USER, PREDICT_USER, RATE, USER2PREFERENCE, PREFERENCE2USER, ITEM2INDEX, INDEX2ITEM, INDEX2TITLE, INDEX2DESC, TITLE2INDEX, QUERY2INDEX,
                  HISTORY_QUERY2INDEX, PREFERENCE, DISLIKE, RANK)
 }
 
@@ -290,7 +350,7 @@ def pool(task: str) -> tuple[Template, ...]:
 
 # The pools whose templates predict the next item from a history: scored by `lcrec evaluate`, served by
 # `lcrec serve`.
-NEXT_ITEM_POOLS = ("seq", "seqall")
+NEXT_ITEM_POOLS = ("seq", "seqall", "useq")
 
 
 def default_next_item_template(families: list[str] | tuple[str, ...] = ()) -> str:
@@ -311,6 +371,8 @@ def next_item_template(name: str | int) -> Template:
     return POOLS[task][int(number)]
 
 
-def next_item_prompt(history: str, template: str | int = "seq/0") -> str:
-    """The whole prompt that asks for the item after ``history`` (codes joined with ", ", oldest first)."""
-    return next_item_template(template).scoring_prompt({"history": history})
+def next_item_prompt(history: str, template: str | int = "seq/0", user: str = "") -> str:
+    """The whole prompt that asks for the item after ``history`` (codes joined with ", ", oldest first); a
+    ``useq`` template also shows the ``user``'s code."""
+    values = {"history": history, "user": user} if user else {"history": history}
+    return next_item_template(template).scoring_prompt(values)

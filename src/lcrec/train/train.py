@@ -75,9 +75,10 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from lcrec.model.code_tokens import level_token_ids, training_code_tokens
+    from lcrec.model.code_tokens import level_token_ids, training_code_tokens, training_user_tokens
     from lcrec.model.trained import ModelManifest
     from lcrec.tasks.registry import family_of
+    from lcrec.tasks.tasks import USER_CODES, read_user_codes_file
     from lcrec.train.code_loss import LevelTable, check_code_loss
     from lcrec.train.collator import (
         InstructionDataset,
@@ -108,11 +109,13 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
         single_process_dist_env()
     set_seed(cfg.seed)
     code_tokens = training_code_tokens(index_path)
+    user_codes = read_user_codes_file(tasks_dir / USER_CODES)
+    user_tokens = training_user_tokens(user_codes)
     rows = read_rows(train_path)
     if not rows:
         raise ValueError(f"{train_path} holds no rows; check tasks.families and the split")
     families = sorted({family_of(r["task"]) for r in rows})
-    model, tok, code_ids = build_model(cfg, code_tokens, index_path)
+    model, tok, code_ids = build_model(cfg, code_tokens, index_path, user_tokens)
     levels = None
     if check_code_loss(cfg.code_loss) == "level":
         levels = LevelTable(level_token_ids(tok), len(tok))
@@ -167,7 +170,7 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     model_dir = out_dir / "model"
     stats: dict[str, Any] = {
         "backbone": cfg.backbone, "mode": cfg.mode, "code_loss": cfg.code_loss, "bf16": use_bf16(cfg), "train_file": str(train_path), "train_rows": len(rows),
-        "families": families, "code_tokens": len(code_tokens), "code_token_ids": [min(code_ids), max(code_ids)],
+        "families": families, "code_tokens": len(code_tokens), "user_tokens": len(user_tokens), "code_token_ids": [min(code_ids), max(code_ids)],
         "trainable_params": trainable, "total_params": total, "steps": trainer.state.global_step,
         "resumed_from": last or "", "train_runtime_s": round(wall, 2),
         "stopped_by": "time" if time_limit is not None and time_limit.stopped_at is not None else "steps",
@@ -192,7 +195,10 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
     if trainer.is_world_process_zero():
         tok.save_pretrained(model_dir)
         ModelManifest(cfg.backbone, cfg.mode, code_tokens, cfg.code_token_noise, cfg.seed, families,
-                      code_loss=cfg.code_loss, code_token_init=cfg.code_token_init).write(model_dir)
+                      code_loss=cfg.code_loss, code_token_init=cfg.code_token_init,
+                      user_tokens=user_tokens).write(model_dir)
+        if user_tokens:  # the user codes travel with the model: serving names a user as training did
+            (model_dir / USER_CODES).write_text(json.dumps(user_codes))
         (out_dir / "loss_history.json").write_text(json.dumps(history, indent=1))
         stats["plots"] = [str(p) for p in plot_losses(history, families, out_dir / "plots")]
         (out_dir / "train_metrics.json").write_text(json.dumps(stats, indent=2))

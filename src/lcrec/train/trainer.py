@@ -43,9 +43,11 @@ def use_bf16(cfg: TrainConfig) -> bool:
         raise ValueError(f"train.bf16={cfg.bf16!r}: use auto, true or false") from None
 
 
-def build_model(cfg: TrainConfig, code_tokens: list[str], index_path: Path | None = None):
+def build_model(cfg: TrainConfig, code_tokens: list[str], index_path: Path | None = None,
+                user_tokens: list[str] = ()):
     """(model, tokenizer, code_token_ids): the backbone with the code tokens added (rows initialised as
-    ``train.code_token_init`` says; ``codebook`` reads ``quantizer.pt`` beside ``index_path``), LoRA or full."""
+    ``train.code_token_init`` says; ``codebook`` reads ``quantizer.pt`` beside ``index_path``), LoRA or full.
+    ``user_tokens`` (user-code tokens) are added after them and start at the mean row; their ids are included."""
     import torch
 
     from lcrec.model.code_tokens import CODE_TOKEN_INITS, add_code_tokens, init_rows_from_codebook
@@ -66,6 +68,8 @@ def build_model(cfg: TrainConfig, code_tokens: list[str], index_path: Path | Non
     ids = add_code_tokens(model, tok, code_tokens, noise_std=cfg.code_token_noise, seed=cfg.seed)
     if cfg.code_token_init == "codebook":
         init_rows_from_codebook(model, tok, code_tokens, Path(index_path).with_name("quantizer.pt"), seed=cfg.seed)
+    if user_tokens:
+        ids = ids + add_code_tokens(model, tok, list(user_tokens), noise_std=cfg.code_token_noise, seed=cfg.seed + 1)
     model.config.use_cache = False
     if cfg.mode == "lora":
         model = apply_lora(model, cfg, ids)
