@@ -12,8 +12,8 @@ from lcrec.tasks.dataset import render_row
 from lcrec.tasks.tasks import build_tasks, item_choosers, load_user_codes
 from lcrec.tasks.templates import PROMPT_HEADER, pool
 from lcrec.tasks.upref import build_upref_tasks
-from lcrec.tasks.user import build_user_tasks, stars
 from lcrec.tasks.useq import build_useq_tasks
+from lcrec.tasks.user import build_user_tasks, stars
 
 U1, U2, U3 = USER_CODES["u1"], USER_CODES["u2"], USER_CODES["u3"]
 
