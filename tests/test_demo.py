@@ -25,8 +25,8 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     stats = run_demo(params, serve_options={"users": 2, "new_items": 2, "show": 3, "k": 2000, "timeout_s": 180})
     out = capsys.readouterr().out
 
-    assert [s.name for s in pipeline_steps()][-7:] == ["baselines", "user-index", "tasks", "train", "evaluate", "register",
-                                                     "cache-topk"]
+    assert [s.name for s in pipeline_steps()][-8:] == ["baselines", "user-index", "features", "tasks", "train", "evaluate",
+                                                     "register", "cache-topk"]
     assert stats["cache-topk"]["recomputed"] == stats["cache-topk"]["pushed"] > 0 and "top-K cache" in out
     assert set(stats) == {s.name for s in pipeline_steps()} | {"serve"}
     assert "test HR@10 / NDCG@10:" in out and "SASRec-CE" in out and "popularity" in out and "LC-Rec" in out

@@ -100,14 +100,6 @@ STEPS: tuple[Step, ...] = (
          metrics=(_w("index", "report.json"),),
          plots=(_w("index", "code_usage.png"), _w("index", "training_loss.png")), artifact="index",
          options=(device_option("quantize.device"),)),
-    Step("features", "lcrec.features.store:run_features",
-         "Write Feast sources (item codes included), `feast apply` and materialize the online store.",
-         reads=("ingest", "validate", "quantize"), params=("features",), code=("src/lcrec/features",),
-         files=("feature_repo/feature_store.yaml", "feature_repo/features.py"),
-         # the sources and the registry; the online store (data/online_store.db here, Redis on a cluster) is a
-         # live database the serving side writes too (cache rows, new items), not an artifact DVC can pin
-         outs=tuple((f"feature_repo/data/{n}", {"persist": True}) for n in FEAST_FILES),
-         exports=tuple(f"feature_repo/data/{n}" for n in FEAST_FILES), metrics=(_w("features", "stats.json"),)),
     Step("baselines", "lcrec.baselines.baselines:run_baselines",
          "Popularity and SASRec (full-softmax CE) on the same split and protocol; work/baselines/metrics.json and "
          "the SASRec-CE as the rank mode's candidate retriever.",
@@ -123,6 +115,14 @@ STEPS: tuple[Step, ...] = (
          "state -> collision-free RQ codes in a namespace of their own; versioned, published atomically.",
          reads=("ingest", "split", "baselines"), params=("user_index", "quantize", "runtime"),
          code=("src/lcrec/users",), outs=((_w("user_index"), {"persist": True}),), artifact="user_index"),
+    Step("features", "lcrec.features.store:run_features",
+         "Write Feast sources (item and user codes included), `feast apply` and materialize the online store.",
+         reads=("ingest", "validate", "quantize", "user-index"), params=("features",), code=("src/lcrec/features",),
+         files=("feature_repo/feature_store.yaml", "feature_repo/features.py"),
+         # the sources and the registry; the online store (data/online_store.db here, Redis on a cluster) is a
+         # live database the serving side writes too (cache rows, new items), not an artifact DVC can pin
+         outs=tuple((f"feature_repo/data/{n}", {"persist": True}) for n in FEAST_FILES),
+         exports=tuple(f"feature_repo/data/{n}" for n in FEAST_FILES), metrics=(_w("features", "stats.json"),)),
     Step("tasks", "lcrec.tasks.tasks:run_tasks",
          "Build the alignment-tuning instruction datasets (SEQ, SEQ-all, MUT, ASY, ITE, PER, NEG, RANK, USEQ, "
          "USER, UPREF).",
@@ -149,7 +149,7 @@ STEPS: tuple[Step, ...] = (
          reads=("train", "tasks", "quantize", "split", "baselines"),
          params=("evaluate", "decode", "runtime"),
          code=("src/lcrec/evaluate", "src/lcrec/decode"),
-         outs=(_w("evaluate", "recommendations.jsonl"), _w("evaluate", "per_template.csv"),
+         outs=(_w("evaluate", "recommendations.jsonl"), _w("evaluate", "ranks.jsonl"), _w("evaluate", "per_template.csv"),
                _w("evaluate", "comparison.md")),
          metrics=(_w("evaluate", "metrics.json"),), plots=(_w("evaluate", "seq_templates.png"),),
          exports=(_w("evaluate", "metrics.json"),), artifact="evaluation",

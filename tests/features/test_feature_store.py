@@ -296,3 +296,35 @@ def test_a_torn_registry_is_restored_from_the_last_complete_run(tmp_path):
     fs = store.open_store(tmp_path / "repo")
     assert store.get_item_features(fs, ["i2"])["i2"]["title"] == "Title 2"
     assert not store.recover_registry(tmp_path / "repo")  # an intact registry is left alone
+
+
+def test_run_features_carries_the_user_codes_once_a_user_index_is_published(tmp_path):
+    import numpy as np
+
+    from lcrec.quantize.index_file import USER_PREFIX, CodeIndex, write_index
+    from lcrec.users.user_index import publish
+
+    inter, _ = make_dataset(tmp_path / "work" / "data", seed=4)
+    copy_feature_repo(tmp_path / "fr")
+    params = Params()
+    params.paths.work_dir = str(tmp_path / "work")
+    params.paths.feature_repo = str(tmp_path / "fr")
+    params.tracking.enabled = False
+    users = sorted(inter.user_id.unique())
+    stats = store.run_features(params)
+    assert stats["n_users_with_codes"] == 0 and stats["user_index_version"] is None
+    assert store.get_user_features(store.open_store(tmp_path / "fr"), users[:1])[users[0]]["user_code"] == ""
+
+    coded = users[:2]
+
+    def build(folder: Path) -> dict:
+        folder.mkdir(parents=True)
+        index = CodeIndex(coded, np.asarray([[1, 2], [3, 0]]), 4, prefix=USER_PREFIX)
+        return {"version": write_index(folder, index, "test")["version"]}
+
+    version = publish(tmp_path / "work" / "user_index", build)["version"]
+    stats = store.run_features(params)
+    assert stats["n_users_with_codes"] == 2 and stats["user_index_version"] == version
+    got = store.get_user_features(store.open_store(tmp_path / "fr"), users[:3])
+    assert got[coded[0]]["user_code"] == "<ua_1><ub_2>" and got[coded[1]]["user_code"] == "<ua_3><ub_0>"
+    assert got[users[2]]["user_code"] == ""

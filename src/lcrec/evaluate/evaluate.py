@@ -17,8 +17,8 @@
 - **index -> title**: greedy, unconstrained generation (the answer is text) for a seeded sample of items with the
   title-only ``mut.index2item`` template; exact match of the generated title (outer quotes and spaces stripped).
 
-Writes ``metrics.json``, ``per_template.csv``, ``seq_templates.png`` and ``recommendations.jsonl`` (the first
-template's top-k per user) to ``out_dir``.
+Writes ``metrics.json``, ``per_template.csv``, ``seq_templates.png``, ``recommendations.jsonl`` (the first
+template's top-k per user) and ``ranks.jsonl`` (the target's rank for every scored prompt) to ``out_dir``.
 """
 
 from __future__ import annotations
@@ -287,6 +287,18 @@ def user_side_metrics(cfg: EvaluateConfig, model: Any, tok: Any, tasks_dir: Path
     return out
 
 
+def write_ranks(rows: Sequence[dict[str, Any]], ranked: Sequence[Sequence[Any]], path: Path) -> Path:
+    """One line per scored test prompt: user, template, target and its 0-based rank (null when not in the list),
+    so two runs can be compared user by user (paired standard errors)."""
+    from lcrec.evaluate.metrics import rank_of
+
+    with Path(path).open("w") as fh:
+        for r, groups in zip(rows, ranked, strict=True):
+            fh.write(json.dumps({"user_id": r["user_id"], "template": r["template"], "target_item": r["target_item"],
+                                 "rank": rank_of(str(r["target_item"]), groups)}) + "\n")
+    return Path(path)
+
+
 def read_jsonl_if_any(path: Path) -> list[dict[str, Any]]:
     return read_jsonl(path) if Path(path).exists() else []
 
@@ -329,6 +341,7 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
                 first_lists.append(groups)
                 fh.write(json.dumps({"user_id": r["user_id"], "target_item": r["target_item"],
                                      "recommended": [list(g) for g in groups]}) + "\n")
+    write_ranks(rows, ranked, out_dir / "ranks.jsonl")
     metrics: dict[str, Any] = {
         "seq": {"per_template": per_template, **summarize(per_template, names), "templates": len(per_template),
                 "users": len(users), "invalid_items": invalid_recommendations(ranked, catalogue),

@@ -12,7 +12,7 @@ Views (all online):
   ``<a_12><b_201><c_7><d_88>``; empty until an index exists). Fed by ``item_push`` too: new items arrive at
   serving time and are pushed.
 - ``user_features`` (entity ``user``): recent_items (the last ``history_len`` item ids, oldest first, joined
-  with ", "), n_interactions, mean_rating, last_timestamp (unix s). One row per (user, event time), so historical
+  with ", "), n_interactions, mean_rating, last_timestamp (unix s), user_code (the user index's code). One row per (user, event time), so historical
   reads are point-in-time correct. The history is a joined string, not a list: Feast's file offline store
   tokenizes list columns with dask by pickling every cell three times, which made materializing MovieLens-100K
   take 16 s instead of under one.
@@ -145,8 +145,10 @@ def build_definitions(ttl_days: int = 36500) -> FeastDefinitions:
                 name="mean_rating", dtype=Float64, description="Mean explicit rating; missing when implicit."
             ),
             Field(name="last_timestamp", dtype=Int64, description="Unix seconds of the latest interaction."),
+            Field(name="user_code", dtype=String,
+                  description="The user's code from the user index (<ua_..><ub_..>...); empty when it has none."),
         ],
-        description="User recent history and activity statistics.",
+        description="User recent history, activity statistics and user code.",
     )
     user_topk = FeatureView(
         name=TOPK_VIEW,

@@ -28,6 +28,7 @@ USER_COLUMNS = [
     "n_interactions",
     "mean_rating",
     "last_timestamp",
+    "user_code",
     EVENT_TS,
     CREATED_TS,
 ]
@@ -123,9 +124,11 @@ def user_frame(
     history_len: int,
     per_event: bool = True,
     created: pd.Timestamp | None = None,
+    user_codes: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """User history snapshots: for every (user, event time) the last ``history_len`` items up to and including
-    that time (oldest first, joined with ``HISTORY_SEP``), the interaction count, the mean rating so far and the time itself.
+    that time (oldest first, joined with ``HISTORY_SEP``), the interaction count, the mean rating so far, the time
+    itself and the user's code from the user index (``user_codes``; "" for a user without one).
 
     Interactions sharing a timestamp keep their file order (stable sort). ``per_event=False`` keeps only each
     user's latest snapshot.
@@ -172,6 +175,8 @@ def user_frame(
         keep &= ~df["user_id"].duplicated(keep="last")
     out = df.loc[keep].reset_index(drop=True)
     out["last_timestamp"] = out["timestamp"].astype("int64")
+    codes = user_codes or {}
+    out["user_code"] = [codes.get(u, "") for u in out["user_id"]]
     out[EVENT_TS] = _utc_seconds(out["timestamp"])
     out[CREATED_TS] = created
     return out[USER_COLUMNS]
@@ -239,6 +244,7 @@ def arrow_schema(columns: list[str]):
         "n_interactions": pa.int64(),
         "mean_rating": pa.float64(),
         "last_timestamp": pa.int64(),
+        "user_code": pa.string(),
         "item_ids": pa.list_(pa.string()),
         "scores": pa.list_(pa.float64()),
         "index_version": pa.string(),

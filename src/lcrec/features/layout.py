@@ -21,5 +21,5 @@ ITEM_PUSH = "item_push"
 TOPK_PUSH = "user_topk_push"
 
 ITEM_FEATURE_NAMES = ("title", "text", "categories", "codes")
-USER_FEATURE_NAMES = ("recent_items", "n_interactions", "mean_rating", "last_timestamp")
+USER_FEATURE_NAMES = ("recent_items", "n_interactions", "mean_rating", "last_timestamp", "user_code")
 TOPK_FEATURE_NAMES = ("item_ids", "scores", "index_version", "history_hash", "model_version")

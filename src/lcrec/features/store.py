@@ -71,12 +71,23 @@ def _pushed_items_to_keep(existing: Path, catalogue_ids: set[str], codes: Mappin
     return old.reset_index(drop=True)
 
 
+def published_user_codes(user_index_dir: Path | None) -> tuple[dict[str, str], str | None]:
+    """The user index's codes and version (the user-index step), or ({}, None) when none is published."""
+    from lcrec.users.user_index import current_version, read_user_codes
+
+    if user_index_dir is None or current_version(user_index_dir) is None:
+        return {}, None
+    return read_user_codes(user_index_dir), current_version(user_index_dir)
+
+
 def write_sources(
-    cfg: FeaturesConfig, data_dir: Path, repo_dir: Path, index_path: Path | None = None
+    cfg: FeaturesConfig, data_dir: Path, repo_dir: Path, index_path: Path | None = None,
+    user_index_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Write the three offline source files under ``repo_dir/data``; return counts and the time range."""
     interactions, items, _users = read_tables(Path(data_dir))
     codes = frames.read_index_codes(index_path) if index_path is not None else {}
+    user_codes, user_version = published_user_codes(user_index_dir)
     created = frames.utc_now()
 
     item_df = frames.item_frame(items, interactions, codes, created=created)
@@ -85,7 +96,7 @@ def write_sources(
     if len(kept):
         item_df = pd.concat([item_df, kept[frames.ITEM_COLUMNS]], ignore_index=True)
     user_df = frames.user_frame(
-        interactions, cfg.history_len, per_event=cfg.user_rows_per_event, created=created
+        interactions, cfg.history_len, per_event=cfg.user_rows_per_event, created=created, user_codes=user_codes
     )
 
     topk_path = _source_path(repo_dir, L.TOPK_SOURCE_FILE)
@@ -114,6 +125,8 @@ def write_sources(
         "n_index_items_not_in_catalogue": int(len(set(codes) - set(item_df["item_id"]))),
         "index_version": frames.index_version(index_path),
         "n_users": int(user_df["user_id"].nunique()),
+        "n_users_with_codes": int(user_df.loc[user_df["user_code"] != "", "user_id"].nunique()),
+        "user_index_version": user_version,
         "n_user_rows": int(len(user_df)),
         "n_topk_rows": int(len(topk_df)),
         "history_len": cfg.history_len,
@@ -123,14 +136,15 @@ def write_sources(
 
 
 def build_feature_store(
-    cfg: FeaturesConfig, data_dir: Path, repo_dir: Path, index_path: Path | None = None
+    cfg: FeaturesConfig, data_dir: Path, repo_dir: Path, index_path: Path | None = None,
+    user_index_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Write the sources, apply the definitions and materialize the online store; return statistics."""
     from lcrec.crash_points import crash_point
 
     repo_dir = _check_repo(repo_dir)
     t0 = time.perf_counter()
-    stats = write_sources(cfg, data_dir, repo_dir, index_path)  # each source file is replaced atomically
+    stats = write_sources(cfg, data_dir, repo_dir, index_path, user_index_dir)  # each source file is replaced atomically
     crash_point(CRASH_ENV, "after_sources")
     t_write = time.perf_counter()
 
@@ -257,7 +271,7 @@ def get_item_features(store: FeatureStore, item_ids: Iterable[Any]) -> dict[str,
 
 
 def get_user_features(store: FeatureStore, user_ids: Iterable[Any]) -> dict[str, dict[str, Any] | None]:
-    """{user_id: {recent_items (list of item ids, oldest first), n_interactions, mean_rating, last_timestamp}
+    """{user_id: {recent_items (list of item ids, oldest first), n_interactions, mean_rating, last_timestamp, user_code}
     or None}. The store keeps recent_items as one ", "-joined string; this returns the list."""
     rows = _online(store, L.USER_VIEW, L.USER_FEATURE_NAMES, "user_id", user_ids)
     for row in rows.values():
@@ -323,14 +337,16 @@ def push_topk(
 
 # --------------------------------------------------------------------------------------------------- driver
 def run_features(params: Params) -> dict[str, Any]:
-    """``lcrec features``: the step on ``work/data`` (+ ``work/index/index.json`` when it exists)."""
+    """``lcrec features``: the step on ``work/data`` (+ ``work/index/index.json`` and the user index of
+    ``work/user_index`` when they exist)."""
     from lcrec.tracking import log_step
 
     cfg = params.features
     data_dir = params.paths.step("data")
     repo_dir = Path(params.paths.feature_repo)
     index_path = params.paths.step("index") / "index.json"
-    stats = build_feature_store(cfg, data_dir, repo_dir, index_path if index_path.exists() else None)
+    stats = build_feature_store(cfg, data_dir, repo_dir, index_path if index_path.exists() else None,
+                                params.paths.step("user_index"))
     out_dir = params.paths.step("features")
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_path = out_dir / "stats.json"

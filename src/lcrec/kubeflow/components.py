@@ -114,8 +114,8 @@ def quantize(params_path: str, overrides: list, tracking_uri: str, parent_run_id
 
 
 def features(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, feature_repo: str,
-             data: Input[Dataset], validation: Input[Dataset], index: Input[Dataset], features: Output[Dataset],
-             metrics: Output[Metrics]):
+             data: Input[Dataset], validation: Input[Dataset], index: Input[Dataset], user_index: Input[Dataset],
+             features: Output[Dataset], metrics: Output[Metrics]):
     """Feast sources + apply + materialize, in a copy of the feature repository kept in the output artifact."""
     import shutil
     from pathlib import Path

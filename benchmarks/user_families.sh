@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The user families against none, at equal training steps, on the same split, item codes and user codes:
+#
+#     bash benchmarks/user_families.sh [WORK_DIR]                  # default /tmp/lcrec-users, MovieLens-100K
+#     DATA=ml-1m bash benchmarks/user_families.sh /tmp/users1m
+#
+# Shared steps (run once, skipped when their folder exists): ingest -> split -> embed -> quantize -> baselines ->
+# user-index. Then two arms, each tasks -> train -> evaluate on all test users:
+#   base: params.yaml's tasks.families;
+#   user: the same + useq (SEQ-all with the user's code in the prompt) + user (history -> user, user prediction,
+#         rating prediction), trained for exactly as many optimizer steps as base (train.max_steps).
+# Prints next-item NDCG@10 / HR@10 of base, of user prompted with and without the user's code, the paired
+# standard errors (per user, over the same test users and wordings), user prediction against the most active
+# users and rating RMSE/MAE against the user's mean. Knobs: DATA (ml-100k), LCREC (lcrec), USER_CAP (3000: most
+# user.predict and user.rating examples kept), EVAL_TEMPLATES ([seqall/0,seqall/1]).
+set -euo pipefail
+WORK=${1:-/tmp/lcrec-users}
+DATA=${DATA:-ml-100k}
+LCREC=${LCREC:-lcrec}
+USER_CAP=${USER_CAP:-3000}
+EVAL_TEMPLATES=${EVAL_TEMPLATES:-[seqall/0,seqall/1]}
+BASE=$(python -c "import yaml; print(','.join(yaml.safe_load(open('params.yaml'))['tasks']['families']))")
+CAPS=$(python -c "import yaml; c = yaml.safe_load(open('params.yaml'))['tasks']['caps']; print(','.join(f'{k}: {v}' for k, v in c.items()))")
+COMMON=(--set data.source="$DATA" --set tracking.enabled=false --set evaluate.valid=false --set evaluate.title_items=0
+        --set "evaluate.templates=$EVAL_TEMPLATES")
+t0=$SECONDS
+stamp() { echo "[$(( (SECONDS - t0) / 60 )) min] $*"; }
+mkdir -p "$WORK/shared"
+for step in ingest split embed quantize baselines user-index; do
+  folder=$(python -c "print({'ingest': 'data', 'quantize': 'index', 'user-index': 'user_index'}.get('$step', '$step'))")
+  if [ -e "$WORK/shared/$folder" ]; then stamp "$step: kept"; continue; fi
+  stamp "$step"
+  "$LCREC" "$step" "${COMMON[@]}" --set "paths.work_dir=$WORK/shared" > "$WORK/$step.log" 2>&1 \
+    || { tail -20 "$WORK/$step.log"; exit 1; }
+done
+arm() {  # name, families, extra overrides...
+  local name=$1 families=$2; shift 2
+  mkdir -p "$WORK/$name"
+  for folder in data split embed index baselines user_index; do ln -sfn "$WORK/shared/$folder" "$WORK/$name/$folder"; done
+  for step in tasks train evaluate; do
+    stamp "$name: $step"
+    "$LCREC" "$step" "${COMMON[@]}" --set "paths.work_dir=$WORK/$name" --set "tasks.families=[$families]" "$@" \
+      > "$WORK/$name.$step.log" 2>&1 || { tail -20 "$WORK/$name.$step.log"; exit 1; }
+  done
+}
+arm base "$BASE"
+STEPS=$(python -c "import json; print(json.load(open('$WORK/base/train/train_metrics.json'))['steps'])")
+arm user "$BASE,useq,user" --set "train.max_steps=$STEPS" \
+  --set "tasks.caps={$CAPS, user.predict: $USER_CAP, user.rating: $USER_CAP}"
+stamp "done"
+WORK="$WORK" python benchmarks/user_families_report.py
