@@ -505,9 +505,11 @@ class BaselinesConfig:
 @dataclass
 class AblationConfig:
     sets: list[str] = knob(
-        ["seq", "seq,mut", "seq,mut,asy", "seq,mut,asy,ite", "seq,mut,asy,ite,per", "seq,mut,asy,ite,per,neg"],
+        ["seq", "seq,mut", "seq,mut,asy", "seq,mut,asy,ite", "seq,mut,asy,ite,per", "seq,mut,asy,ite,per,neg",
+         "seq,mut,asy,ite,per,neg,useq,user,upref"],
         "Cumulative task-family sets, families joined by ',' or '+' (on the command line: --set "
-        "\"ablation.sets=[seq, seq+mut]\"); each runs tasks -> train -> evaluate in work/ablation/<set>.",
+        "\"ablation.sets=[seq, seq+mut]\"); each runs tasks -> train -> evaluate in work/ablation/<set>. The last "
+        "default set adds the user families (they read work/user_index).",
     )
     overrides: list[str] = knob([], "Extra KEY=VALUE overrides applied to every ablation run (e.g. train.max_steps=200); "
                                 "quote a value holding commas: ['train.backbone=tiny-llama:hidden=128,layers=4'].")

@@ -72,3 +72,13 @@ def test_two_sets_end_to_end(tiny_setup, tmp_path):
     assert (work / "ablation" / "ablation.png").stat().st_size > 0
     again = run_ablation(params)  # finished sets are reused, not rerun
     assert again == summary
+
+
+def test_the_user_families_bring_their_columns():
+    from lcrec.evaluate.ablation import extras_of, parse_sets
+
+    metrics = {"user_in_prompt": {"ndcg@10": {"with_user": 0.07, "without_user": 0.06}},
+               "user_prediction": {"model": {"ndcg@10": 0.02}}, "rating": {"expected": {"rmse": 0.98}}}
+    assert extras_of(metrics) == {"NDCG@10 with the user's code": 0.07, "user prediction NDCG@10": 0.02,
+                                  "rating RMSE": 0.98}
+    assert parse_sets(["seq,useq+user,upref"]) == [["seq", "useq", "user", "upref"]]

@@ -1,5 +1,5 @@
 """``lcrec ablation``: which task families help. For each cumulative family set (SEQ, +MUT, +ASY, +ITE, +PER,
-+NEG) run tasks -> train -> evaluate with the same split, index and settings, each in its own folder
++NEG, + the user families USEQ, USER, UPREF) run tasks -> train -> evaluate with the same split, index and settings, each in its own folder
 ``<work>/ablation/<set>/{tasks,train,evaluate}``, then tabulate the training size, the test metrics (mean over
 the next-item templates), valid NDCG@10, ITE NDCG@10 and index->title exact match in ``ablation.md`` and plot
 them in ``ablation.png``.
@@ -68,6 +68,9 @@ EXTRAS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("valid NDCG@10", ("valid", "ndcg@10")),
     ("ITE NDCG@10", ("ite", "mean", "ndcg@10")),
     ("index→title exact", ("index_to_title", "exact_match")),
+    ("NDCG@10 with the user's code", ("user_in_prompt", "ndcg@10", "with_user")),
+    ("user prediction NDCG@10", ("user_prediction", "model", "ndcg@10")),
+    ("rating RMSE", ("rating", "expected", "rmse")),
 )
 # (header, key of train_metrics.json, how the value is written)
 TRAIN_COLUMNS: tuple[tuple[str, str, Callable[[float], str]], ...] = (
