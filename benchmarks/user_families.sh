@@ -12,17 +12,19 @@
 # Prints next-item NDCG@10 / HR@10 of base, of user prompted with and without the user's code, the paired
 # standard errors (per user, over the same test users and wordings), user prediction against the most active
 # users and rating RMSE/MAE against the user's mean. Knobs: DATA (ml-100k), LCREC (lcrec), USER_CAP (3000: most
-# user.predict and user.rating examples kept), EVAL_TEMPLATES ([seqall/0,seqall/1]).
+# user.predict and user.rating examples kept), EVAL_TEMPLATES ([seqall/0,seqall/1]), TRAIN_MINUTES (0: no
+# wall-clock stop, so a loaded machine cannot cut one arm's schedule short).
 set -euo pipefail
 WORK=${1:-/tmp/lcrec-users}
 DATA=${DATA:-ml-100k}
 LCREC=${LCREC:-lcrec}
 USER_CAP=${USER_CAP:-3000}
 EVAL_TEMPLATES=${EVAL_TEMPLATES:-[seqall/0,seqall/1]}
+TRAIN_MINUTES=${TRAIN_MINUTES:-0}  # no wall-clock stop: both arms run their planned steps
 BASE=$(python -c "import yaml; print(','.join(yaml.safe_load(open('params.yaml'))['tasks']['families']))")
 CAPS=$(python -c "import yaml; c = yaml.safe_load(open('params.yaml'))['tasks']['caps']; print(','.join(f'{k}: {v}' for k, v in c.items()))")
 COMMON=(--set data.source="$DATA" --set tracking.enabled=false --set evaluate.valid=false --set evaluate.title_items=0
-        --set "evaluate.templates=$EVAL_TEMPLATES")
+        --set "evaluate.templates=$EVAL_TEMPLATES" --set train.max_minutes="$TRAIN_MINUTES")
 t0=$SECONDS
 stamp() { echo "[$(( (SECONDS - t0) / 60 )) min] $*"; }
 mkdir -p "$WORK/shared"
