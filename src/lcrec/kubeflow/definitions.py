@@ -1,7 +1,7 @@
 """The two pipelines, built from ``params.pipeline`` (images, GPUs, training nodes):
 
 training: the steps of :data:`lcrec.steps.STEPS` in their order (ingest -> validate (gate) -> split -> embed ->
-          quantize -> features -> baselines -> tasks -> train -> evaluate -> register), then deploy, only when
+          quantize -> baselines -> user-index -> features -> tasks -> train -> evaluate -> register), then deploy, only when
           the new version took ``@champion`` (it beats the serving version on valid NDCG@10). A failed validation takes the ``dsl.Else`` branch, which fails
           the run with the failed expectations before anything is trained; the served model stays as it was.
 reindex:  new items -> a new index version published in the served index store -> the predictor follows it
@@ -43,8 +43,8 @@ def training_pipeline(params: Params):
     gated = [s for s in gated if s.gate != "promoted"]
 
     @dsl.pipeline(name="lcrec-training",
-                  description="LC-Rec retraining: validated data -> item index -> features -> baselines -> "
-                              "alignment tuning -> evaluate -> register; deploy only if it beats the serving model on "
+                  description="LC-Rec retraining: validated data -> item index -> baselines -> user index -> "
+                              "features -> alignment tuning -> evaluate -> register; deploy only if it beats the serving model on "
                               "valid NDCG@10.")
     def training(params_path: str = "params.yaml", overrides: list = [],  # noqa: B006 - a KFP default value
                  tracking_uri: str = cfg.tracking_uri, experiment: str = params.tracking.experiment,
