@@ -9,7 +9,8 @@ from lcrec.tasks.templates import (
     render_prompt,
 )
 
-KNOWN_FIELDS = {"history", "item", "title", "description", "query", "preference", "candidates", "letter"}
+KNOWN_FIELDS = {"history", "item", "title", "description", "query", "preference", "candidates", "letter", "user", "choosers",
+                "rated", "rating"}
 CODE_ANSWER_TASKS = {"seq", "mut.item2index", "asy.title2index", "ite.query2index", "ite.history_query2index",
                      "neg.dislike"}
 

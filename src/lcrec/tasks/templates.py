@@ -148,6 +148,8 @@ HISTORY2USER = _pool("user.history2user", [
     ("Identify the user whose item history is {history}.", "{user}"),
     ("History: {history}\nWrite the index of the user this history belongs to.", "{user}"),
     ("These items were chosen by one user, in order: {history}. Give that user's index.", "{user}"),
+    ("Whose sequence of items is this? {history}", "{user}"),
+    ("You are a recommender system. Match the interaction history {history} to the index of its user.", "{user}"),
 ])
 
 PREDICT_USER = _pool("user.predict", [
@@ -156,6 +158,9 @@ PREDICT_USER = _pool("user.predict", [
     ("Users who picked {item} so far: {choosers}. Predict the next user to pick it.", "{user}"),
     ("The item {item} has been consumed by {choosers}, in that order. Name the user who comes next.", "{user}"),
     ("Who will be the next user to interact with {item}? Its previous users were {choosers}.", "{user}"),
+    ("Earlier users of item {item}, oldest first: {choosers}\nWrite the index of the user who picks it next.",
+     "{user}"),
+    ("After {choosers} chose {item}, which user is most likely to choose it as well?", "{user}"),
 ])
 
 RATE = _pool("user.rating", [
@@ -165,6 +170,8 @@ RATE = _pool("user.rating", [
     ("Here is how user {user} scored past items: {rated}. What score out of 5 will {item} get from them?",
      "{rating}"),
     ("User {user}, history with ratings: {rated}\nRating of {item} (1-5):", "{rating}"),
+    ("Given the ratings {rated} from user {user}, guess the stars (1-5) they give to {item}.", "{rating}"),
+    ("User {user} has rated {rated}. On a scale of 1 to 5, how much will they like {item}?", "{rating}"),
 ])
 
 # --------------------------------------------------------------------------------------------------- UPREF
@@ -173,6 +180,8 @@ USER2PREFERENCE = _pool("upref.user2preference", [
     ("What kind of items does user {user} enjoy?", "{preference}"),
     ("Summarise the tastes of the user with index {user}.", "{preference}"),
     ("Write a short profile of what user {user} likes and dislikes.", "{preference}"),
+    ("User {user}: explain their tastes in a few sentences.", "{preference}"),
+    ("You are a recommender system. Tell me what user {user} tends to enjoy.", "{preference}"),
 ])
 
 PREFERENCE2USER = _pool("upref.preference2user", [
@@ -180,6 +189,8 @@ PREFERENCE2USER = _pool("upref.preference2user", [
     ("Here is a user's taste profile: {preference} Give the index of that user.", "{user}"),
     ("Find the user described as follows and answer with their index: {preference}", "{user}"),
     ("Preferences: {preference}\nWhich user is it?", "{user}"),
+    ("A user likes the following: {preference} Write that user's index.", "{user}"),
+    ("You are a recommender system. Name the user whose tastes are: {preference}", "{user}"),
 ])
 
 # --------------------------------------------------------------------------------------------------- MUT
