@@ -89,12 +89,11 @@ def write_user_index(root: Path) -> Path:
     """A published user index of the fixture's three users (2 levels x 4 codes), as `lcrec user-index` lays it out."""
     import numpy as np
 
-    from lcrec.quantize.index_file import USER_PREFIX, CodeIndex, parse_tokens, write_index
+    from lcrec.quantize.index_file import USER_PREFIX, CodeIndex, parse_tokens, split_code_string, write_index
     from lcrec.users.user_index import publish
 
     users = list(USER_CODES)
-    codes = np.asarray([parse_tokens([t + ">" for t in USER_CODES[u].split(">") if t], u, USER_PREFIX)
-                        for u in users])
+    codes = np.asarray([parse_tokens(split_code_string(USER_CODES[u]), u, USER_PREFIX) for u in users])
 
     def build(folder: Path) -> dict:
         folder.mkdir(parents=True)

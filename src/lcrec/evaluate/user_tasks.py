@@ -19,6 +19,7 @@ from statistics import fmean
 from typing import Any
 
 from lcrec.evaluate.metrics import metric_names, metrics_at_rank, rank_of, ranking_metrics
+from lcrec.quantize.index_file import split_code_string as split_code  # the tokens of a user code string
 
 STARS = ("1", "2", "3", "4", "5")
 
@@ -73,11 +74,6 @@ def full_vocabulary_scoring(model: Any):
         yield model
     finally:
         config.code_score_norm = saved
-
-
-def split_code(code: str) -> list[str]:
-    """``"<ua_1><ub_2>"`` -> ``["<ua_1>", "<ub_2>"]``."""
-    return [part + ">" for part in code.split(">") if part]
 
 
 def most_active(train_items: dict[str, list[str]], users: Sequence[str], k: int) -> list[str]:

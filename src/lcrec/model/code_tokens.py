@@ -17,7 +17,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lcrec.quantize.index_file import CODE_TOKEN  # the one code-token pattern
+from lcrec.quantize.index_file import (  # the one code-token pattern
+    CODE_TOKEN,
+    USER_PREFIX,
+    split_code_string,
+    token_pattern,
+)
 
 
 def _order(token: str) -> tuple[str, int]:
@@ -65,14 +70,18 @@ def training_user_tokens(user_codes: dict[str, Any]) -> list[str]:
     if not user_codes.get("codes"):
         return []
     levels, size = int(user_codes.get("num_levels") or 0), int(user_codes.get("codebook_size") or 0)
-    prefix = user_codes.get("token_prefix", "u")
-    used = {t for code in user_codes["codes"].values() for t in _split_code(code)}
+    prefix = user_codes.get("token_prefix", USER_PREFIX)
+    used = {t for code in user_codes["codes"].values() for t in split_code_string(code)}
     grid = set(codebook_tokens(levels, size, prefix)) if levels and size else set()
-    return sorted(grid | used, key=lambda t: (t[:3], int(t[t.index("_") + 1:-1])))
+    pattern = token_pattern(prefix)
 
+    def order(token: str) -> tuple[str, int]:
+        m = pattern.fullmatch(token)
+        if m is None:
+            raise ValueError(f"{token!r} in user_codes.json is not a user-code token like <{prefix}a_12>")
+        return m.group(1), int(m.group(2))
 
-def _split_code(code: str) -> list[str]:
-    return [part + ">" for part in code.split(">") if part]
+    return sorted(grid | used, key=order)
 
 
 def training_code_tokens(index_path: str | Path) -> list[str]:

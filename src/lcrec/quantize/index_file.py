@@ -39,6 +39,11 @@ def code_tokens(codes: np.ndarray, prefix: str = "") -> list[list[str]]:
     return [[code_token(level, c, prefix) for level, c in enumerate(row)] for row in np.asarray(codes).tolist()]
 
 
+def split_code_string(code: str) -> list[str]:
+    """``"<ua_1><ub_22>"`` -> ``["<ua_1>", "<ub_22>"]``: the tokens of a code string (item or user codes)."""
+    return re.findall(r"<[^<>]+>", code)
+
+
 def token_pattern(prefix: str) -> re.Pattern:
     if prefix not in PREFIXES:
         raise ValueError(f"code-token prefix {prefix!r}: use '' (items) or {USER_PREFIX!r} (users)")

@@ -121,13 +121,12 @@ USER_CODES = "user_codes.json"  # the user codes the rows use; the train step sh
 def load_user_codes(user_index_dir: Path | None) -> tuple[dict[str, str], dict[str, Any]]:
     """The published user index (``work/user_index``): user -> code string, and the facts the train step needs
     (levels, codebook size, prefix, version)."""
-    from lcrec.quantize.index_file import read_index
-    from lcrec.users.user_index import current_dir
+    from lcrec.users.user_index import read_published_index
 
     if user_index_dir is None or not Path(user_index_dir).exists():
         raise FileNotFoundError(f"{user_index_dir}: no user index; the user families ({', '.join(USER_FAMILIES)}) "
                                 "need one: run `lcrec user-index` first, or drop them from tasks.families")
-    index = read_index(current_dir(user_index_dir))
+    index = read_published_index(user_index_dir)
     codes = dict(zip(index.item_ids, index.code_strings(), strict=True))
     info = {"num_levels": index.num_levels, "codebook_size": index.codebook_size, "token_prefix": index.prefix,
             "version": index.version}

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from lcrec.config import Params, QuantizeConfig, UserIndexConfig
-from lcrec.quantize.index_file import USER_PREFIX, atomic_write_bytes, read_index
+from lcrec.quantize.index_file import USER_PREFIX, CodeIndex, atomic_write_bytes, read_index
 from lcrec.users.user_text import UserText
 
 CURRENT = "current"
@@ -126,9 +126,14 @@ def publish(root: str | Path, build: Callable[[Path], dict[str, Any]]) -> dict[s
     return stats
 
 
+def read_published_index(root: str | Path) -> CodeIndex:
+    """The published user index (hash-checked): user ids, their codes and the version's metadata."""
+    return read_index(current_dir(root))
+
+
 def read_user_codes(root: str | Path) -> dict[str, str]:
     """{user_id: "<ua_1><ub_2><uc_3>"} of the published user index."""
-    index = read_index(current_dir(root))
+    index = read_published_index(root)
     return dict(zip(index.item_ids, index.code_strings(), strict=True))
 
 
