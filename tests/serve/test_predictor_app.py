@@ -1,6 +1,7 @@
 """The predictor inside KServe's real FastAPI app (no socket): v1 and v2 answers, 4xx for bad requests, a
 hypothesis fuzz of the request schema with no 5xx, the top-K cache and an in-process index swap."""
 
+import gc
 import json
 
 import pandas as pd
@@ -36,6 +37,7 @@ def v1(client, instances):
 
 
 def test_v1_returns_k_catalogue_items_with_titles_and_versions(served):
+    assert gc.get_freeze_count() > 0  # the loaded predictor is out of the collector's full scans (serve.freeze_heap)
     r = v1(served["client"], [{"user_id": "u1", "history": ["i1", "i2", "i3"], "k": 5}])
     assert r.status_code == 200, r.text
     body = r.json()
@@ -159,6 +161,7 @@ def test_reindexed_item_becomes_recommendable_after_the_swap(served):
     assert stats["added"] == 1 and stats["collision_rate"] == 0.0
     assert v1(c, req).json()["index_version"] == old_version  # not swapped yet: still the old version
     assert p.check_index() is True
+    assert p.swaps[-1]["refreeze_seconds"] >= 0 and gc.get_freeze_count() > 0  # the new version left the scans
     after = v1(c, req).json()
     assert after["index_version"] == stats["version"] != old_version
     assert after["predictions"][0]["items"] == [

@@ -38,7 +38,7 @@ from kserve.errors import InvalidInput
 from prometheus_client import Counter
 
 from lcrec.config import ServeConfig
-from lcrec.serve import index_store
+from lcrec.serve import heap, index_store
 from lcrec.serve.cache import CacheEntry, TopKCache, cache_answer
 from lcrec.serve.model_version import IndexState, ServedModel, load_index_state
 from lcrec.serve.recommend import (
@@ -194,6 +194,8 @@ class LcrecPredictor(kserve.Model):
             self.cache.store = open_store(self.feature_repo)
         self._watcher = threading.Thread(target=self._watch, name="lcrec-index-watch", daemon=True)
         self._watcher.start()
+        if self.cfg.freeze_heap:
+            heap.freeze_loaded()
         self.ready = True
         log.info("lcrec predictor ready: model %s, index %s (%d items)", self.served.model_version,
                  self.state.version, len(self.state.codes))
@@ -222,6 +224,8 @@ class LcrecPredictor(kserve.Model):
 
     def stop(self) -> None:
         self._stop.set()
+        if self.cfg.freeze_heap:
+            heap.unfreeze()
 
     def check_index(self) -> bool:
         """Swap to the index store's current version if it changed; True when a swap happened."""
@@ -237,6 +241,9 @@ class LcrecPredictor(kserve.Model):
         info = {"from": old.version if old else None, "to": new.version, "items": len(new.codes),
                 "added": len(new.codes) - (len(old.codes) if old else 0), "seconds": time.perf_counter() - t0,
                 "at": time.time()}
+        del old
+        if self.cfg.freeze_heap:
+            info["refreeze_seconds"] = heap.refreeze()["seconds"]
         self.swaps.append(info)
         log.info("index swapped %s -> %s (+%d items) in %.3f s", info["from"], info["to"], info["added"], info["seconds"])
         return True
