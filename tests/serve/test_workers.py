@@ -43,3 +43,12 @@ def test_busy_port_names_the_knob():
             listening_socket("127.0.0.1", port).close()
     finally:
         first.close()
+
+
+def test_workers_share_the_cpus_unless_threads_is_set():
+    from lcrec.config import ServeConfig
+    from lcrec.serve.workers import worker_threads
+
+    assert worker_threads(ServeConfig(workers=2, threads=0), cpus=16) == 8
+    assert worker_threads(ServeConfig(workers=4, threads=0), cpus=2) == 1
+    assert worker_threads(ServeConfig(workers=2, threads=3), cpus=16) == 3
