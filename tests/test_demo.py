@@ -31,6 +31,12 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert set(stats) == {s.name for s in pipeline_steps()} | {"serve"}
     assert "test HR@10 / NDCG@10:" in out and "SASRec-CE" in out and "popularity" in out and "LC-Rec" in out
     assert "registered lcrec version 1: promoted to @champion" in out
+    # the series `dvc plots diff` overlays: one row per SASRec epoch, one per logged training step
+    from lcrec.tracking.series import read_series
+
+    work = tmp_path / "work"
+    assert len(read_series(work / "baselines" / "sasrec_curve.csv")) == stats["baselines"]["sasrec"]["epochs_run"]
+    assert read_series(work / "train" / "loss_train.csv")
     serve = stats["serve"]
     assert serve["url"].startswith("http://127.0.0.1:")
     assert len(serve["before"]) == 2 and all(len(v) == 3 for v in serve["before"].values())

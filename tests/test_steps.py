@@ -97,3 +97,12 @@ def test_readme_pipeline_table_lists_the_steps_in_the_table_order():
     assert set(steps.BY_NAME) <= set(documented), set(steps.BY_NAME) - set(documented)
     order = [n for n in documented if n in {s.name for s in steps.pipeline_steps()}]
     assert order == [s.name for s in steps.pipeline_steps()]
+
+
+def test_metric_series_are_dvc_plots_with_their_axes():
+    stages = yaml.safe_load(steps.dvc_yaml())["stages"]
+    plots = {k: v for entry in stages["train"]["plots"] for k, v in entry.items()}
+    assert plots["work/train/loss_train.csv"] == {"cache": False, "x": "step", "y": "loss"}
+    assert plots["work/train/loss_valid.csv"]["y"] == "eval_loss"
+    sasrec = {k: v for entry in stages["baselines"]["plots"] for k, v in entry.items()}
+    assert sasrec["work/baselines/sasrec_curve.csv"]["x"] == "epoch"

@@ -109,6 +109,9 @@ class TrackingConfig:
     enabled: bool = knob(True, "Log parameters, statistics and artifacts of each step to MLflow.")
     uri: str = knob("", "MLflow tracking URI; empty means a sqlite file in the work folder.")
     experiment: str = knob("lcrec", "MLflow experiment name.")
+    artifact_location: str = knob("", "Where a new experiment keeps its artifacts (s3://bucket/path, ...); empty = "
+                                  "<work_dir>/mlartifacts for a local store, the server's own default (its served "
+                                  "artifacts or --default-artifact-root) for an http(s) tracking server.")
 
 
 @dataclass
@@ -604,6 +607,17 @@ class PipelineConfig:
     host: str = knob("http://127.0.0.1:8080", "Kubeflow Pipelines API endpoint for `lcrec pipeline upload`.")
     schedule: str = knob("0 0 3 * * 0", "Cron (KFP 6-field, seconds first) of the recurring training run: Sundays 03:00.")
     reindex_schedule: str = knob("0 0 * * * *", "Cron of the recurring re-index run: hourly.")
+    retries: int = knob(2, "Times KFP retries a failed step (pod evicted, node lost) before the run fails.")
+    retry_backoff: str = knob("60s", "Wait before a step's first retry (doubles after each).")
+    timeout_minutes: dict[str, int] = knob({"default": 120, "train": 720, "embed": 240},
+                                           "Wall-clock limit of a step's pod in minutes (`default` for steps not named); 0 = none.")
+    gpu_tolerations: list[str] = knob(["nvidia.com/gpu"], "Taint keys (effect NoSchedule) the GPU steps' pods tolerate.")
+    gpu_node_selector: dict[str, str] = knob({}, "Node labels the GPU steps' pods must run on, e.g. {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}.")
+    secret: str = knob("lcrec-credentials", "Kubernetes Secret whose keys every step gets as env (object store, MLflow); empty = none.")
+    secret_env: list[str] = knob(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL",
+                                  "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"],
+                                 "Keys of `secret` set as env vars of the same name in every step's pod.")
+    no_cache_steps: list[str] = knob(["register", "cache-topk", "deploy"], "Steps with side effects outside their artifacts (registry, online store): never served from KFP's cache.")
 
 
 # --------------------------------------------------------------------------------------------------- root

@@ -55,7 +55,7 @@ class Step:
     files: tuple[str, ...] = ()  # other repository files read (DVC deps)
     outs: tuple[str | tuple[str, dict], ...] = ()  # paths under the repo root it writes, (path, DVC options)
     metrics: tuple[str, ...] = ()
-    plots: tuple[str, ...] = ()
+    plots: tuple[str | tuple[str, dict], ...] = ()  # images/folders, or (CSV, DVC plot options: x, y)
     exports: tuple[str, ...] = ()  # what a reader of this step depends on in DVC ("" = its outs not kept across runs)
     artifact: str = ""  # the KFP output artifact's name ("" = the step's name)
     options: tuple[Option, ...] = ()
@@ -107,7 +107,8 @@ STEPS: tuple[Step, ...] = (
          code=("src/lcrec/baselines", "src/lcrec/evaluate/metrics.py"),
          outs=(_w("baselines", "sasrec_history.json"), _w("baselines", "retriever")),
          metrics=(_w("baselines", "metrics.json"),),
-         plots=(_w("baselines", "sasrec_curve.png"),), options=(device_option("sasrec.device"),),
+         plots=(_w("baselines", "sasrec_curve.png"), (_w("baselines", "sasrec_curve.csv"),
+                                                       {"x": "epoch", "y": "valid_ndcg@10"})), options=(device_option("sasrec.device"),),
          exports=(_w("baselines", "sasrec_history.json"), _w("baselines", "metrics.json"),
                   _w("baselines", "retriever"))),
     Step("user-index", "lcrec.users.user_index:run_user_index",
@@ -138,7 +139,9 @@ STEPS: tuple[Step, ...] = (
          "Alignment-tune the backbone on the tasks (LoRA or full; DeepSpeed optional; resumable).",
          reads=("tasks", "quantize"), params=("train", "runtime"), code=("src/lcrec/train", "src/lcrec/model"),
          files=("configs/deepspeed",), outs=(_w("train", "model"), _w("train", "loss_history.json")),
-         metrics=(_w("train", "train_metrics.json"),), plots=(_w("train", "plots"),),
+         metrics=(_w("train", "train_metrics.json"),),
+         plots=(_w("train", "plots"), (_w("train", "loss_train.csv"), {"x": "step", "y": "loss"}),
+                (_w("train", "loss_valid.csv"), {"x": "step", "y": "eval_loss"})),
          exports=(_w("train", "model"),), artifact="model",
          options=(Option("--resume", "resume", "continue from the latest checkpoint in work/train/checkpoints "
                          "(same data order, optimizer, RNG)", "store_true"),
@@ -255,7 +258,8 @@ def dvc_stages() -> dict[str, dict[str, Any]]:
         if s.metrics:
             stage["metrics"] = [{m: {"cache": False}} for m in s.metrics]
         if s.plots:
-            stage["plots"] = [{p: {"cache": False}} for p in s.plots]
+            stage["plots"] = [{_out_path(p): {"cache": False, **({} if isinstance(p, str) else p[1])}}
+                              for p in s.plots]
         stages[s.name] = stage
     return stages
 

@@ -128,3 +128,89 @@ def test_component_files_and_cli(compiled, tmp_path, monkeypatch):
     # the committed compiled YAML is what compile writes now (recompile after changing components)
     assert (REPO / "pipelines/compiled/training.yaml").read_text() == (
         tmp_path / "pipelines/compiled/training.yaml").read_text()
+
+
+def test_every_step_retries_times_out_gets_credentials_and_side_effects_skip_the_cache(compiled):
+    spec = _load(compiled["training"])
+    tasks = _dag_tasks(spec)
+    platform = spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for step in ("ingest", "embed", "train", "register", "deploy"):
+        assert tasks[step]["retryPolicy"]["maxRetryCount"] == 2 and tasks[step]["retryPolicy"]["backoffDuration"] == "60s"
+        (secret,) = platform[f"exec-{step}"]["secretAsEnv"]
+        assert secret["secretName"] == "lcrec-credentials" and secret["optional"] is True
+        assert {k["envVar"] for k in secret["keyToEnv"]} >= {"AWS_ACCESS_KEY_ID", "MLFLOW_TRACKING_USERNAME"}
+    assert platform["exec-train"]["activeDeadlineSeconds"] == str(720 * 60)
+    assert platform["exec-ingest"]["activeDeadlineSeconds"] == str(120 * 60)
+    # GPU pods tolerate the GPU taint; CPU pods do not ask to
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in platform["exec-train"]["tolerations"]
+    assert "tolerations" not in platform["exec-ingest"]
+    # the registry and the online store change outside the artifacts: never a cache hit there
+    for step in ("register", "deploy", "cache-topk"):
+        assert tasks[step]["cachingOptions"].get("enableCache", False) is False
+    assert tasks["train"]["cachingOptions"]["enableCache"] is True
+
+
+def test_gpu_node_selector_and_no_retries_when_asked(tmp_path):
+    params = load_params(REPO / "params.yaml", ["pipeline.retries=0", "pipeline.secret=",
+                                                 "pipeline.gpu_node_selector={nvidia.com/gpu.product: H100}"])
+    spec = _load(Path(compile_pipelines(params, tmp_path, None, None)["training"]))
+    tasks = _dag_tasks(spec)
+    platform = spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert "retryPolicy" not in tasks["train"] and "secretAsEnv" not in platform["exec-train"]
+    assert platform["exec-train"]["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "H100"}
+    assert "nodeSelector" not in platform["exec-ingest"]
+
+
+def _cache_keys(spec: dict, run_id: str) -> dict[str, str]:
+    """What KFP's cache key is made of for each task (its component and its resolved inputs) as a run with id
+    ``run_id`` would see them: placeholders take the run id, outputs of never-cached tasks (open-run) differ per
+    run, and an artifact stands for the key of the task that produced it."""
+    import json
+
+    tasks = _dag_tasks(spec)
+    cached = {name: t.get("cachingOptions", {}).get("enableCache", False) for name, t in tasks.items()}
+    keys: dict[str, str] = {}
+
+    def producer(channel: str) -> str | None:  # "pipelinechannel--open-run-Output" -> "open-run"
+        body = channel.removeprefix("pipelinechannel--")
+        found = [t for t in tasks if body.startswith(t + "-")]
+        return max(found, key=len) if found else None
+
+    def value(ref: dict) -> str:
+        if "runtimeValue" in ref:
+            return json.dumps(ref["runtimeValue"]).replace("{{$.pipeline_job_uuid}}", run_id)
+        task = ref.get("taskOutputParameter", ref.get("taskOutputArtifact", {})).get("producerTask") or producer(
+            ref.get("componentInputParameter", ref.get("componentInputArtifact", "")))
+        if task is None:  # a pipeline parameter: the same in both runs
+            return json.dumps(ref)
+        return key(task) if cached[task] else f"{task}@{run_id}"
+
+    def key(name: str) -> str:
+        if name not in keys:
+            t = tasks[name]
+            ins = t.get("inputs", {})
+            keys[name] = json.dumps({"component": t["componentRef"]["name"],
+                                     **{f"p.{k}": value(v) for k, v in ins.get("parameters", {}).items()},
+                                     **{f"a.{k}": value(v) for k, v in ins.get("artifacts", {}).items()}},
+                                    sort_keys=True)
+        return keys[name]
+
+    return {name: key(name) for name in tasks if "componentRef" in tasks[name]}
+
+
+@pytest.mark.parametrize("pipeline", ["training", "reindex"])
+def test_an_unchanged_rerun_has_the_same_cache_key_for_every_cached_step(compiled, pipeline):
+    spec = _load(compiled[pipeline])
+    first, second = _cache_keys(spec, "run-1"), _cache_keys(spec, "run-2")
+    tasks = _dag_tasks(spec)
+    assert first["open-run"] != second["open-run"]  # the run id reaches the keys where it is an input
+    cached = [n for n in first if tasks[n].get("cachingOptions", {}).get("enableCache", False)]
+    assert cached or pipeline == "reindex"
+    assert {n for n in cached if first[n] != second[n]} == set()
+    if pipeline == "training":
+        assert {"ingest", "embed", "train", "evaluate"} <= set(cached)
+        # tasks find their parent run by the run id from the pod label, not by an input
+        platform = spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        (env,) = platform["exec-train"]["fieldPathAsEnv"]
+        assert env == {"name": "LCREC_KFP_RUN_ID", "fieldPath": "metadata.labels['pipeline/runid']"}
+        assert "open-run" in tasks["ingest"]["dependentTasks"]

@@ -52,6 +52,7 @@ def test_training_pipeline_end_to_end(compiled, tmp_path):
     runs = client.search_runs([exp.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("lcrec.pipeline") == "training"]
     assert parent.info.status == "FINISHED" and parent.data.tags.get("kfp.run_id")
+    assert parent.data.tags["kfp.final_state"] == "SUCCEEDED"
     nested = {r.data.tags.get("lcrec.step") for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert {"ingest", "validate", "split", "embed", "quantize", "tasks", "train", "evaluate", "register"} <= nested
 
@@ -74,3 +75,7 @@ def test_failing_validation_stops_before_training_and_keeps_the_champion(compile
         assert not (run_dir / task).exists(), f"{task} ran after a failed validation"
     assert str(client.get_model_version_by_alias("lcrec", "champion").version) == str(served.version)
     assert len(client.search_model_versions("name='lcrec'")) == 1
+    # the exit handler records the run's real end: FAILED, with KFP's state
+    exp = client.get_experiment_by_name("lcrec")
+    (parent,) = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("lcrec.pipeline") == "training"]
+    assert parent.info.status == "FAILED" and parent.data.tags["kfp.final_state"] == "FAILED"

@@ -39,6 +39,13 @@ def test_loss_falls_per_family(uninterrupted):
     for name in ("loss.png", "loss_seq.png", "loss_mut.png"):
         assert (out / "plots" / name).stat().st_size > 1000
     assert json.loads((out / "train_metrics.json").read_text())["final_loss"] == stats["final_loss"]
+    # the same series as CSV for `dvc plots diff`
+    from lcrec.tracking.series import read_series
+
+    series = read_series(out / "loss_train.csv")
+    assert [r["loss"] for r in series] == pytest.approx(losses) and "loss_seq" in series[0]
+    valid = [h["eval_loss"] for h in history if "eval_loss" in h]
+    assert valid and [r["eval_loss"] for r in read_series(out / "loss_valid.csv")] == pytest.approx(valid)
 
 
 def test_trained_adapter_changed_only_code_token_rows(uninterrupted, tiny_tasks):

@@ -1,8 +1,9 @@
 """The ``baselines`` step: popularity and SASRec-CE on the same split and protocol as the LLM.
 
 Writes ``work/baselines/metrics.json``: ``{"<model>": {"valid": {...}, "test": {...}, ...}}`` plus
-``sasrec_history.json`` (per-epoch loss and valid metrics), ``sasrec_curve.png`` and ``retriever/`` (the trained
-SASRec-CE with its item vocabulary: the rank mode's candidate retriever, :mod:`lcrec.baselines.retriever`).
+``sasrec_history.json`` (per-epoch loss and valid metrics), ``sasrec_curve.png`` (+ ``.csv`` for DVC plots) and
+``retriever/`` (the trained SASRec-CE with its item vocabulary: the rank mode's candidate retriever,
+:mod:`lcrec.baselines.retriever`).
 Protocol: leave-one-out, full ranking over every catalogue item, histories as the split capped them,
 history items not masked.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lcrec.config import BaselinesConfig, Params, SasrecConfig
+from lcrec.tracking.series import write_series
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ def run_baselines_on(cfg: BaselinesConfig, split_dir: Path, out_dir: Path, progr
                        recipe_fingerprint(sasrec, split_dir))
         (out_dir / "sasrec_history.json").write_text(json.dumps(res["history"], indent=1))
         plot_sasrec_curve(res["history"], out_dir / "sasrec_curve.png")
+        write_series(res["history"], "epoch", ["loss", "valid_ndcg@10", "valid_hr@10"], out_dir / "sasrec_curve.csv")
         top = res.pop("test_top")
         res = {k: v for k, v in res.items() if k != "history"}
         results["sasrec"] = {**res, "config": dataclasses.asdict(sasrec),

@@ -13,13 +13,16 @@ kfp.local (no cluster), and upload it to a Kubeflow Pipelines endpoint with a re
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lcrec.config import Params
+from lcrec.tracking.mlflow_log import KFP_RUN_ENV
 
 COMPILED = Path("pipelines/compiled")
 COMPONENTS = Path("components")
@@ -98,7 +101,16 @@ def run_local(params: Params, pipeline: str = "training", compiled: str | Path |
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(Path(pipeline_root).resolve()),
                raise_on_error=True)
     started = time.perf_counter()
-    components.load_component_from_file(str(path))(**(arguments or {}))
+    # what a cluster takes from the pod label pipeline/runid: the tasks (subprocesses) inherit it
+    previous = os.environ.get(KFP_RUN_ENV)
+    os.environ[KFP_RUN_ENV] = f"local-{uuid.uuid4().hex[:12]}"
+    try:
+        components.load_component_from_file(str(path))(**(arguments or {}))
+    finally:
+        if previous is None:
+            os.environ.pop(KFP_RUN_ENV, None)
+        else:
+            os.environ[KFP_RUN_ENV] = previous
     return {"pipeline": pipeline, "compiled": str(path), "pipeline_root": str(pipeline_root),
             "seconds": round(time.perf_counter() - started, 1)}
 

@@ -9,50 +9,63 @@ import sits inside the function body.
 
 Common inputs of every step component: ``params_path`` (params.yaml inside the image), ``overrides``
 (``KEY=VALUE`` strings, as ``lcrec --set``), ``tracking_uri`` (the MLflow server every task logs to) and
-``parent_run_id`` (the pipeline run's MLflow parent run, from :func:`open_run`).
+nothing that changes from run to run, so KFP's cache hits on an unchanged rerun. A task finds the pipeline
+run's MLflow parent run (opened by :func:`open_run`) by the KFP run id in ``$LCREC_KFP_RUN_ID``, which the
+cluster sets from the pod's ``pipeline/runid`` label (:func:`lcrec.kubeflow.definitions._platform`).
 """
 
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output, PipelineTaskFinalStatus
 
 
 # --------------------------------------------------------------------------------------------------- lineage
 def open_run(tracking_uri: str, experiment: str, pipeline: str, kfp_run_id: str) -> str:
-    """Open the pipeline run's MLflow parent run; every step nests under it (LCREC_PARENT_RUN_ID)."""
+    """Open the pipeline run's MLflow parent run, tagged with the KFP run id (``$LCREC_KFP_RUN_ID`` when set, as
+    the steps read it); every step finds it by that tag and nests under it."""
     import os
 
     from lcrec.config import PathsConfig, TrackingConfig
-    from lcrec.tracking import pipeline_run
+    from lcrec.tracking import KFP_RUN_ENV, KFP_RUN_TAG, pipeline_run
 
     os.environ.pop("LCREC_PARENT_RUN_ID", None)
     run = pipeline_run(pipeline, TrackingConfig(uri=tracking_uri, experiment=experiment), PathsConfig(),
-                       tags={"kfp.run_id": kfp_run_id})
+                       tags={KFP_RUN_TAG: os.environ.get(KFP_RUN_ENV) or kfp_run_id})
     run.__enter__()  # left RUNNING; close_run ends it
     return run.run_id or ""
 
 
-def close_run(tracking_uri: str, experiment: str, kfp_run_id: str):
-    """Exit handler: end the parent run that ``open_run`` tagged with this KFP run id (FINISHED; steps that
-    failed carry their own FAILED status). Found by tag, as an exit task may not depend on other tasks."""
+def close_run(tracking_uri: str, experiment: str, kfp_run_id: str, status: PipelineTaskFinalStatus):
+    """Exit handler: end the parent run that ``open_run`` tagged with this KFP run id with the pipeline's real
+    final state (FINISHED when the KFP run succeeded, FAILED otherwise, the KFP state and failing task's error as
+    tags). Found by tag, as an exit task may not depend on other tasks."""
+    import os
+
     from mlflow.tracking import MlflowClient
 
+    from lcrec.tracking import KFP_RUN_ENV, final_run_status
+
+    kfp_run_id = os.environ.get(KFP_RUN_ENV) or kfp_run_id
     client = MlflowClient(tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return
+    mlflow_status = final_run_status(status.state)
     for run in client.search_runs([exp.experiment_id], filter_string=f"tags.`kfp.run_id` = '{kfp_run_id}'"):
         if run.info.status == "RUNNING":
-            client.set_terminated(run.info.run_id, status="FINISHED")
+            client.set_tag(run.info.run_id, "kfp.final_state", status.state)
+            if status.error_message:
+                client.set_tag(run.info.run_id, "kfp.error", status.error_message[:5000])
+            client.set_terminated(run.info.run_id, status=mlflow_status)
 
 
 # --------------------------------------------------------------------------------------------------- steps
-def ingest(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str,
+def ingest(params_path: str, overrides: list, tracking_uri: str,
            data: Output[Dataset], metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
 
     run_component("ingest", locals())
 
 
-def validate(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
+def validate(params_path: str, overrides: list, tracking_uri: str, data: Input[Dataset],
              validation: Output[Dataset], data_docs: Output[HTML], metrics: Output[Metrics]) -> bool:
     """The validation gate: returns False (never raises) on failed expectations, so the Data Docs and the
     result reach the UI; the pipeline stops in its ``dsl.Else`` branch."""
@@ -92,28 +105,28 @@ def stop_invalid(validation: Input[Dataset]):
                        + "\n".join(lines) + "\nSee the validate task's Data Docs.")
 
 
-def split(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
+def split(params_path: str, overrides: list, tracking_uri: str, data: Input[Dataset],
           validation: Input[Dataset], split: Output[Dataset], metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
 
     run_component("split", locals())
 
 
-def embed(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, split: Input[Dataset],
+def embed(params_path: str, overrides: list, tracking_uri: str, split: Input[Dataset],
           embed: Output[Dataset], metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
 
     run_component("embed", locals())
 
 
-def quantize(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, embed: Input[Dataset],
+def quantize(params_path: str, overrides: list, tracking_uri: str, embed: Input[Dataset],
              split: Input[Dataset], index: Output[Dataset], metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
 
     run_component("quantize", locals())
 
 
-def features(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, feature_repo: str,
+def features(params_path: str, overrides: list, tracking_uri: str, feature_repo: str,
              data: Input[Dataset], validation: Input[Dataset], index: Input[Dataset], user_index: Input[Dataset],
              features: Output[Dataset], metrics: Output[Metrics]):
     """Feast sources + apply + materialize, in a copy of the feature repository kept in the output artifact."""
@@ -129,14 +142,14 @@ def features(params_path: str, overrides: list, tracking_uri: str, parent_run_id
     run_component("features", locals(), overrides=[f"paths.feature_repo={repo}"])
 
 
-def baselines(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, split: Input[Dataset],
+def baselines(params_path: str, overrides: list, tracking_uri: str, split: Input[Dataset],
               embed: Input[Dataset], baselines: Output[Dataset], metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
 
     run_component("baselines", locals())
 
 
-def user_index(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
+def user_index(params_path: str, overrides: list, tracking_uri: str, data: Input[Dataset],
                split: Input[Dataset], baselines: Input[Dataset], user_index: Output[Dataset],
                metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
@@ -144,7 +157,7 @@ def user_index(params_path: str, overrides: list, tracking_uri: str, parent_run_
     run_component("user-index", locals())
 
 
-def tasks(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, data: Input[Dataset],
+def tasks(params_path: str, overrides: list, tracking_uri: str, data: Input[Dataset],
           split: Input[Dataset], index: Input[Dataset], baselines: Input[Dataset], user_index: Input[Dataset],
           tasks: Output[Dataset], metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
@@ -152,18 +165,22 @@ def tasks(params_path: str, overrides: list, tracking_uri: str, parent_run_id: s
     run_component("tasks", locals())
 
 
-def train(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, tasks: Input[Dataset],
+def train(params_path: str, overrides: list, tracking_uri: str, tasks: Input[Dataset],
           index: Input[Dataset], model: Output[Model], metrics: Output[Metrics], nodes: int, gpus_per_node: int,
           image: str, namespace: str, shared_volume: str, deepspeed: str):
     """In-process on one machine; nodes x gpus_per_node > 1 launches a Training Operator PyTorchJob that runs
     ``lcrec train`` under DeepSpeed ZeRO on a shared volume, waits for it and copies the model back."""
+    import os
+
     from lcrec.kubeflow.step_runner import log_metrics, run_component
 
     if nodes * gpus_per_node > 1:
         from lcrec.kubeflow.pytorchjob import train_on_cluster
+        from lcrec.tracking import KFP_RUN_ENV, find_pipeline_run
 
         stats = train_on_cluster(params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                                 parent_run_id=parent_run_id, tasks_dir=tasks.path, index_dir=index.path,
+                                 parent_run_id=find_pipeline_run(tracking_uri, os.environ.get(KFP_RUN_ENV, "")),
+                                 tasks_dir=tasks.path, index_dir=index.path,
                                  model_dir=model.path, nodes=nodes, gpus_per_node=gpus_per_node, image=image,
                                  namespace=namespace, shared_volume=shared_volume, deepspeed=deepspeed)
         log_metrics(metrics, stats)
@@ -172,7 +189,7 @@ def train(params_path: str, overrides: list, tracking_uri: str, parent_run_id: s
     model.metadata["framework"] = "transformers+peft"
 
 
-def evaluate(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
+def evaluate(params_path: str, overrides: list, tracking_uri: str, model: Input[Model],
              tasks: Input[Dataset], index: Input[Dataset], split: Input[Dataset], baselines: Input[Dataset],
              evaluation: Output[Dataset], metrics: Output[Metrics]):
     from lcrec.kubeflow.step_runner import run_component
@@ -180,7 +197,7 @@ def evaluate(params_path: str, overrides: list, tracking_uri: str, parent_run_id
     run_component("evaluate", locals())
 
 
-def register(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
+def register(params_path: str, overrides: list, tracking_uri: str, model: Input[Model],
              index: Input[Dataset], data: Input[Dataset], split: Input[Dataset], evaluation: Input[Dataset],
              baselines: Input[Dataset], registration: Output[Artifact]) -> bool:
     """Register the version with its lineage (``registration/registered.json``); return whether it took the
@@ -192,7 +209,7 @@ def register(params_path: str, overrides: list, tracking_uri: str, parent_run_id
     return bool(stats["promoted"])
 
 
-def cache_topk(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, model: Input[Model],
+def cache_topk(params_path: str, overrides: list, tracking_uri: str, model: Input[Model],
                index: Input[Dataset], split: Input[Dataset], features: Input[Dataset], registration: Input[Artifact],
                cache: Output[Dataset], metrics: Output[Metrics]):
     """Bring the users' precomputed top-K in the run's Feast store up to date with the model just promoted
@@ -204,7 +221,7 @@ def cache_topk(params_path: str, overrides: list, tracking_uri: str, parent_run_
     run_component("cache-topk", locals(), overrides=[f"paths.feature_repo={Path(features.path) / 'feature_repo'}"])
 
 
-def refresh_cache(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, index_store: str,
+def refresh_cache(params_path: str, overrides: list, tracking_uri: str, index_store: str,
                   feature_repo: str, index_version: str, metrics: Output[Metrics]):
     """After a re-index: merge the new items into the cached rows they can enter (served model =
     ``serve.model_uri``), so the cache serves the new index version at once."""
@@ -212,7 +229,7 @@ def refresh_cache(params_path: str, overrides: list, tracking_uri: str, parent_r
 
     stats = run_step("cache-topk", params_path=params_path, overrides=[
         *overrides, f"serve.index_dir={index_store}", f"paths.feature_repo={feature_repo}"],
-        tracking_uri=tracking_uri, parent_run_id=parent_run_id)
+        tracking_uri=tracking_uri)
     if stats["index_version"] != index_version:
         raise RuntimeError(f"refreshed the cache for index {stats['index_version']}, not the published "
                            f"{index_version}: another re-index ran meanwhile; rerun the pipeline")
@@ -244,7 +261,7 @@ def swap_index(params_path: str, overrides: list, index_version: str, manifest: 
     return write_and_apply(params.deploy, deploy_patch(params.deploy, index_version=index_version), manifest.path)
 
 
-def reindex(params_path: str, overrides: list, tracking_uri: str, parent_run_id: str, items_uri: str,
+def reindex(params_path: str, overrides: list, tracking_uri: str, items_uri: str,
             index_store: str, metrics: Output[Metrics]) -> str:
     """New items -> a new index version published in the served index store (``lcrec reindex``: frozen
     quantizer, collision-free codes, old codes unchanged); the running predictor follows the store's
@@ -253,7 +270,7 @@ def reindex(params_path: str, overrides: list, tracking_uri: str, parent_run_id:
     from lcrec.serve.index_store import read_current
 
     stats = run_step("reindex", params_path=params_path, overrides=[*overrides, f"serve.index_dir={index_store}"],
-                     tracking_uri=tracking_uri, parent_run_id=parent_run_id, options={"items_path": items_uri})
+                     tracking_uri=tracking_uri, options={"items_path": items_uri})
     log_metrics(metrics, stats)
     return read_current(index_store)
 

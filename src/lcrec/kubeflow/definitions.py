@@ -15,16 +15,54 @@ from lcrec.config import Params
 MOUNT = "/mnt/lcrec-work"
 
 
-def _common(run_id, params_path, overrides, tracking_uri) -> dict:
-    return {"params_path": params_path, "overrides": overrides, "tracking_uri": tracking_uri, "parent_run_id": run_id}
+def _common(params_path, overrides, tracking_uri) -> dict:
+    """The inputs every step takes: all constant from one run to the next (the KFP cache key)."""
+    return {"params_path": params_path, "overrides": overrides, "tracking_uri": tracking_uri}
+
+
+# the pod label holding the KFP run id on a cluster: tasks find their MLflow parent run by it
+RUN_ID_FIELD = "metadata.labels['pipeline/runid']"
+
+
+def _run_id_env(task) -> None:
+    from kfp import kubernetes
+
+    from lcrec.tracking import KFP_RUN_ENV
+
+    kubernetes.use_field_path_as_env(task, KFP_RUN_ENV, RUN_ID_FIELD)
 
 
 def _resources(task, step: str, cfg) -> None:
-    """CPU/memory requests, and GPUs for the GPU steps (the cluster's accelerator resource)."""
+    """CPU/memory requests, GPUs with their tolerations and node selector for the GPU steps, retries, the pod's
+    timeout, the credentials secret as env, and no caching for steps with side effects (``pipeline.*``)."""
+    from kfp import kubernetes
+
     task.set_cpu_request("2").set_memory_request("8G")
     if step in cfg.gpu_steps:
         task.set_accelerator_type(cfg.gpu_resource).set_accelerator_limit(cfg.gpus)
         task.set_memory_request("32G")
+        for key in cfg.gpu_tolerations:
+            kubernetes.add_toleration(task, key=key, operator="Exists", effect="NoSchedule")
+        for label, value in cfg.gpu_node_selector.items():
+            kubernetes.add_node_selector(task, label_key=label, label_value=value)
+    _platform(task, step, cfg)
+
+
+def _platform(task, step: str, cfg) -> None:
+    """What every task gets, GPU or not: the run id as env, retries, timeout, credentials, caching."""
+    from kfp import kubernetes
+
+    _run_id_env(task)
+    if cfg.retries > 0:
+        task.set_retry(num_retries=cfg.retries, backoff_duration=cfg.retry_backoff, backoff_factor=2.0)
+    minutes = cfg.timeout_minutes.get(step, cfg.timeout_minutes.get("default", 0))
+    if minutes > 0:
+        kubernetes.set_timeout(task, minutes * 60)
+    if cfg.secret and cfg.secret_env:
+        kubernetes.use_secret_as_env(task, secret_name=cfg.secret, secret_key_to_env={k: k for k in cfg.secret_env},
+                                     optional=True)
+    if step in cfg.no_cache_steps:
+        task.set_caching_options(False)
 
 
 def training_pipeline(params: Params):
@@ -55,13 +93,15 @@ def training_pipeline(params: Params):
                            "shared_volume": cfg.shared_volume, "deepspeed": cfg.train_deepspeed}}
         done = c["close_run"](tracking_uri=tracking_uri, experiment=experiment,
                               kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER).set_caching_options(False)
+        _run_id_env(done)
         with dsl.ExitHandler(done, name="mlflow-parent-run"):
             run = c["open_run"](tracking_uri=tracking_uri, experiment=experiment, pipeline="training",
                                 kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER).set_caching_options(False)
-            common = _common(run.output, params_path, overrides, tracking_uri)
+            _run_id_env(run)
+            common = _common(params_path, overrides, tracking_uri)
             produced: dict = {}
             inputs = wiring(produced)
-            ing = c[ingest.name](**common)
+            ing = c[ingest.name](**common).after(run)  # its run exists before any step looks it up
             produced[ingest.name] = ing.outputs[ingest.output]
             val = c[validate.name](**common, **inputs(validate))
             produced[validate.name] = val.outputs[validate.output]
@@ -73,12 +113,14 @@ def training_pipeline(params: Params):
                     if s.name == "train" and distributed:  # the launcher needs no GPU; the PyTorchJob's pods do
                         tasks[s.name].set_cpu_request("1").set_memory_request("4G")
                         kubernetes.mount_pvc(tasks[s.name], pvc_name=cfg.shared_volume, mount_path=MOUNT)
+                        _platform(tasks[s.name], s.name, cfg)
                     else:
                         _resources(tasks[s.name], s.name, cfg)
                 reg = tasks["register"]
                 with dsl.If(reg.outputs["Output"] == True, name="beats-serving-model"):  # noqa: E712
-                    c["deploy"](params_path=params_path, overrides=overrides,
-                                registration=reg.outputs["registration"])
+                    dep = c["deploy"](params_path=params_path, overrides=overrides,
+                                      registration=reg.outputs["registration"])
+                    _platform(dep, "deploy", cfg)
                     for s in promoted:
                         tasks[s.name] = c[s.name](**common, **inputs(s))
                         produced[s.name] = tasks[s.name].outputs[s.output]
@@ -107,15 +149,18 @@ def reindex_pipeline(params: Params):
                 index_store: str = f"{MOUNT}/serving/index", feature_repo: str = f"{MOUNT}/feature_repo"):
         done = c["close_run"](tracking_uri=tracking_uri, experiment=experiment,
                               kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER).set_caching_options(False)
+        _run_id_env(done)
         with dsl.ExitHandler(done, name="mlflow-parent-run"):
             run = c["open_run"](tracking_uri=tracking_uri, experiment=experiment, pipeline="reindex",
                                 kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER).set_caching_options(False)
-            new = c["reindex"](**_common(run.output, params_path, overrides, tracking_uri), items_uri=items_uri,
-                               index_store=index_store).set_caching_options(False)
+            _run_id_env(run)
+            new = c["reindex"](**_common(params_path, overrides, tracking_uri), items_uri=items_uri,
+                               index_store=index_store).set_caching_options(False).after(run)
             _resources(new, "reindex", cfg)
             kubernetes.mount_pvc(new, pvc_name=cfg.shared_volume, mount_path=MOUNT)
             swap = c["swap_index"](params_path=params_path, overrides=overrides, index_version=new.outputs["Output"])
-            refresh = c["refresh_cache"](**_common(run.output, params_path, overrides, tracking_uri),
+            _platform(swap, "deploy", cfg)
+            refresh = c["refresh_cache"](**_common(params_path, overrides, tracking_uri),
                                          index_store=index_store, feature_repo=feature_repo,
                                          index_version=new.outputs["Output"]).set_caching_options(False)
             refresh.after(swap)

@@ -60,6 +60,7 @@ def run_step(
     work_dir = tempfile.mkdtemp(prefix=f"lcrec-{step}-")
     params = load_params(params_path or "params.yaml",
                          [*overrides, *step_overrides(inputs, outputs, work_dir, tracking_uri)])
+    parent_run_id = parent_run_id or pipeline_parent_run(params)
     previous = os.environ.get("LCREC_PARENT_RUN_ID")
     if parent_run_id:
         os.environ["LCREC_PARENT_RUN_ID"] = parent_run_id
@@ -72,6 +73,18 @@ def run_step(
                 os.environ.pop("LCREC_PARENT_RUN_ID", None)
             else:
                 os.environ["LCREC_PARENT_RUN_ID"] = previous
+
+
+def pipeline_parent_run(params) -> str:
+    """The MLflow parent run of the pipeline run this task belongs to, found by the KFP run id in
+    ``$LCREC_KFP_RUN_ID`` ("" outside a pipeline, or with tracking off). A lookup, not a task input: an input
+    that changes every run would make KFP's cache miss every time."""
+    from lcrec.tracking import KFP_RUN_ENV, find_pipeline_run, tracking_uri
+
+    kfp_run_id = os.environ.get(KFP_RUN_ENV, "")
+    if not kfp_run_id or not params.tracking.enabled:
+        return ""
+    return find_pipeline_run(tracking_uri(params.tracking, params.paths), kfp_run_id)
 
 
 def artifact_folders(step: str, artifacts: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -90,12 +103,12 @@ def artifact_folders(step: str, artifacts: Mapping[str, Any]) -> tuple[dict[str,
 def run_component(step: str, arguments: Mapping[str, Any], overrides: Sequence[str] = (),
                   options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The body of a step component: ``arguments`` are the component's own (``locals()``: params_path,
-    overrides, tracking_uri, parent_run_id, its artifacts and its ``metrics`` output); runs the step on the
+    overrides, tracking_uri, its artifacts and its ``metrics`` output); runs the step on the
     artifact folders, logs the numeric stats to ``metrics`` and returns the stats."""
     inputs, outputs = artifact_folders(step, arguments)
     stats = run_step(step, params_path=arguments["params_path"],
                      overrides=[*arguments["overrides"], *overrides], tracking_uri=arguments["tracking_uri"],
-                     parent_run_id=arguments["parent_run_id"], inputs=inputs, outputs=outputs, options=options)
+                     inputs=inputs, outputs=outputs, options=options)
     log_metrics(arguments.get("metrics"), stats)
     return stats
 

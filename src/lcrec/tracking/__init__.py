@@ -1,5 +1,14 @@
 """Experiment tracking (MLflow) and lineage."""
 
-from lcrec.tracking.mlflow_log import log_step, pipeline_run, tracking_uri
+from lcrec.tracking.mlflow_log import (
+    KFP_RUN_ENV,
+    KFP_RUN_TAG,
+    final_run_status,
+    find_pipeline_run,
+    log_step,
+    pipeline_run,
+    tracking_uri,
+)
 
-__all__ = ["log_step", "pipeline_run", "tracking_uri"]
+__all__ = ["KFP_RUN_ENV", "KFP_RUN_TAG", "final_run_status", "find_pipeline_run", "log_step", "pipeline_run",
+           "tracking_uri"]

@@ -19,6 +19,11 @@ from lcrec.config import PathsConfig, TrackingConfig
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "LCREC_PARENT_RUN_ID"
+# A pipeline run's id as its tasks see it (on a cluster from the pod label ``pipeline/runid``; kfp.local: set by
+# ``lcrec pipeline run-local``). Tasks find their MLflow parent run by it, so no task takes the parent run id as
+# an input and KFP's cache key stays the same from one run to the next.
+KFP_RUN_ENV = "LCREC_KFP_RUN_ID"
+KFP_RUN_TAG = "kfp.run_id"
 
 
 def tracking_uri(cfg: TrackingConfig, paths: PathsConfig) -> str:
@@ -27,6 +32,17 @@ def tracking_uri(cfg: TrackingConfig, paths: PathsConfig) -> str:
     db = Path(paths.work_dir).resolve() / "mlflow.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{db}"
+
+
+def artifact_location(cfg: TrackingConfig, paths: PathsConfig) -> str | None:
+    """Where a new experiment's artifacts go: ``tracking.artifact_location`` when set; for a tracking server
+    (http/https) None, so the server decides (a pod's local folder would vanish with the pod); for a local
+    store, ``<work_dir>/mlartifacts``."""
+    if cfg.artifact_location:
+        return cfg.artifact_location
+    if tracking_uri(cfg, paths).split(":", 1)[0].lower() in ("http", "https", "databricks"):
+        return None
+    return (Path(paths.work_dir).resolve() / "mlartifacts").as_uri()
 
 
 def _metric_key(key: str) -> str:
@@ -49,8 +65,7 @@ def _setup(cfg: TrackingConfig, paths: PathsConfig):
 
     mlflow.set_tracking_uri(tracking_uri(cfg, paths))
     if mlflow.get_experiment_by_name(cfg.experiment) is None:
-        artifacts = (Path(paths.work_dir).resolve() / "mlartifacts").as_uri()
-        mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
+        mlflow.create_experiment(cfg.experiment, artifact_location=artifact_location(cfg, paths))
     mlflow.set_experiment(cfg.experiment)
     return mlflow
 
@@ -107,10 +122,15 @@ class pipeline_run:  # noqa: N801 - used as a context manager, reads like a stat
     def __enter__(self) -> pipeline_run:
         if not self.cfg.enabled:
             return self
+        from mlflow.tracking import MlflowClient
+
         mlflow = _setup(self.cfg, self.paths)
-        run = mlflow.start_run(run_name=self.name, tags={"lcrec.pipeline": self.name, **self.tags})
+        experiment = mlflow.get_experiment_by_name(self.cfg.experiment)
+        # created, not started: mlflow.end_run would mark it FINISHED; the parent stays RUNNING until __exit__
+        # (or the exit handler), and the steps open their own runs nested under it
+        run = MlflowClient().create_run(experiment.experiment_id, run_name=self.name,
+                                        tags={"lcrec.pipeline": self.name, **self.tags})
         self.run_id = run.info.run_id
-        mlflow.end_run()  # steps open their own runs; the parent stays RUNNING until __exit__
         self._previous = os.environ.get(PARENT_ENV)
         os.environ[PARENT_ENV] = self.run_id
         return self
@@ -125,3 +145,31 @@ class pipeline_run:  # noqa: N801 - used as a context manager, reads like a stat
             os.environ.pop(PARENT_ENV, None)
         else:
             os.environ[PARENT_ENV] = self._previous
+
+
+# KFP's final task states (PipelineTaskFinalStatus.state) -> MLflow run statuses
+KFP_FINAL_STATES = {"SUCCEEDED": "FINISHED", "FAILED": "FAILED", "CANCELED": "KILLED", "CANCELLED": "KILLED"}
+
+
+def final_run_status(kfp_state: str) -> str:
+    """The MLflow status a pipeline's parent run ends with, given KFP's final state; anything but success is a
+    failure, so a broken run never reads FINISHED."""
+    return KFP_FINAL_STATES.get(kfp_state.upper(), "FAILED")
+
+
+def find_pipeline_run(uri: str, kfp_run_id: str) -> str:
+    """The id of the RUNNING MLflow parent run tagged with this KFP run id, in any experiment of ``uri``;
+    "" when there is none (the step's run is then logged unnested, with a warning)."""
+    if not kfp_run_id:
+        return ""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri or None)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if experiments:
+        for run in client.search_runs(experiments, filter_string=f"tags.`{KFP_RUN_TAG}` = '{kfp_run_id}'"):
+            if run.info.status == "RUNNING":
+                return run.info.run_id
+    log.warning("no RUNNING MLflow run tagged %s=%s at %s: this step's run is not nested under its pipeline run",
+                KFP_RUN_TAG, kfp_run_id, uri)
+    return ""

@@ -6,7 +6,8 @@ returns the statistics.
 
 Outputs in ``work/train/``: ``model/`` (LoRA adapter or full model + tokenizer + ``lcrec_model.json``; load it
 with :func:`lcrec.model.trained.load_trained`), ``checkpoints/checkpoint-<step>/`` (resumable with ``--resume``),
-``train_metrics.json``, ``loss_history.json`` and ``plots/loss_<family>.png`` (+ ``plots/loss.png``).
+``train_metrics.json``, ``loss_history.json``, ``plots/loss_<family>.png`` (+ ``plots/loss.png``) and the same
+series as ``loss_train.csv`` / ``loss_valid.csv`` for ``dvc plots diff``.
 
 Several GPUs: ``torchrun --nproc_per_node=8 -m lcrec.cli train --set train.deepspeed=configs/deepspeed/ds_zero2.json``
 (or the ``deepspeed`` launcher); every rank runs the same command, rank 0 writes files and MLflow.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lcrec.config import Params, TrainConfig
+from lcrec.tracking.series import write_series
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,8 @@ def train_model(cfg: TrainConfig, tasks_dir: Path, index_path: Path, out_dir: Pa
             (model_dir / USER_CODES).write_text(json.dumps(user_codes))
         (out_dir / "loss_history.json").write_text(json.dumps(history, indent=1))
         stats["plots"] = [str(p) for p in plot_losses(history, families, out_dir / "plots")]
+        write_series(history, "step", ["loss", *(f"loss_{f}" for f in families)], out_dir / "loss_train.csv")
+        write_series(history, "step", ["eval_loss"], out_dir / "loss_valid.csv")
         (out_dir / "train_metrics.json").write_text(json.dumps(stats, indent=2))
     return stats
 
