@@ -590,6 +590,10 @@ class DeployConfig:
                        "to the cluster with the Kubernetes API).")
     inference_service: str = knob("lcrec", "Name of the KServe InferenceService to update.")
     namespace: str = knob("kubeflow-user", "Kubernetes namespace of the InferenceService and the training jobs.")
+    image: str = knob("ghcr.io/lcrec/lcrec:0.1.0-predictor",
+                      "Container image of the predictor (infra/Dockerfile.cpu, ROLE=predictor); the InferenceService's.")
+    config_map: str = knob("lcrec-serve-config", "ConfigMap holding the predictor's params.yaml (`lcrec pipeline compile` "
+                           "writes it to manifests/serving/serve-config.yaml).")
 
 
 @dataclass

@@ -61,7 +61,24 @@ def compile_pipelines(params: Params, out_dir: str | Path = COMPILED, components
                       "# /apis/v2beta1/recurringruns with the pipeline and version ids filled in.\n")
             path.write_text(header + yaml.safe_dump(recurring_run(params, name), sort_keys=False))
             written[f"recurring:{name}"] = str(path)
+        path = Path(manifests_dir) / "serving" / "serve-config.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("# The predictor's params.yaml as a ConfigMap (written by `lcrec pipeline compile` from params.yaml;\n"
+                        "# the InferenceService mounts it at /etc/lcrec).\n"
+                        + yaml.safe_dump(serve_config_map(params), sort_keys=False))
+        written["serve-config"] = str(path)
     return written
+
+
+def serve_config_map(params: Params) -> dict[str, Any]:
+    """The ConfigMap the InferenceService mounts as /etc/lcrec/params.yaml: every knob of ``params``, resolved, so
+    the predictor decodes with the settings the model was trained and evaluated with."""
+    import dataclasses
+
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": params.deploy.config_map, "namespace": params.deploy.namespace,
+                         "labels": {"app.kubernetes.io/name": "lcrec", "app.kubernetes.io/component": "predictor"}},
+            "data": {"params.yaml": yaml.safe_dump(dataclasses.asdict(params), sort_keys=False)}}
 
 
 def recurring_run(params: Params, pipeline: str, pipeline_id: str = "", version_id: str = "",
