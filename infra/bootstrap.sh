@@ -43,15 +43,13 @@ run kubectl -n "${NAMESPACE}" create secret generic lcrec-minio --from-literal=M
     --from-literal=MINIO_ROOT_PASSWORD="${MINIO_PASSWORD}" --from-literal=AWS_ACCESS_KEY_ID="${MINIO_USER}" \
     --from-literal=AWS_SECRET_ACCESS_KEY="${MINIO_PASSWORD}" --dry-run=client -o yaml \
     | { [[ -z "${DRY_RUN:-}" ]] && kubectl apply -f - || cat; }
-# lcrec-credentials: what every pipeline step gets as env (params.yaml pipeline.secret) and what KServe's storage
-# initializer uses for the predictor (the lcrec-predictor service account lists it; the annotations say where MinIO is)
+# lcrec-credentials: the object store's keys and endpoint as env, for every pipeline step (params.yaml
+# pipeline.secret) and for the predictor, which downloads the champion's artifacts with them
 MINIO_ENDPOINT="minio.${NAMESPACE}.svc.cluster.local:9000"
 run kubectl -n "${NAMESPACE}" create secret generic lcrec-credentials --from-literal=AWS_ACCESS_KEY_ID="${MINIO_USER}" \
     --from-literal=AWS_SECRET_ACCESS_KEY="${MINIO_PASSWORD}" --from-literal=MLFLOW_S3_ENDPOINT_URL="http://${MINIO_ENDPOINT}" \
     --from-literal=AWS_ENDPOINT_URL="http://${MINIO_ENDPOINT}" --dry-run=client -o yaml \
     | { [[ -z "${DRY_RUN:-}" ]] && kubectl apply -f - || cat; }
-run kubectl -n "${NAMESPACE}" annotate --overwrite secret lcrec-credentials \
-    serving.kserve.io/s3-endpoint="${MINIO_ENDPOINT}" serving.kserve.io/s3-usehttps=0
 run kubectl -n "${NAMESPACE}" apply -f "${HERE}/infra/k8s/minio.yaml"
 run kubectl -n "${NAMESPACE}" apply -f "${HERE}/infra/k8s/mlflow.yaml"
 wait_for -n "${NAMESPACE}" deployment/minio deployment/mlflow

@@ -58,7 +58,8 @@ def test_policy_non_root_read_only_probe_resources_storage():
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(c["resources"][kind])
     env = {e["name"]: e.get("value") for e in c["env"]}
-    assert env["STORAGE_URI"].startswith(("s3://", "gs://", "pvc://", "https://"))
+    assert env["MLFLOW_TRACKING_URI"] == load_params(ROOT / "params.yaml").pipeline.tracking_uri  # the champion's registry
+    assert {"secretRef": {"name": "lcrec-credentials"}} in c["envFrom"]  # its artifacts' object store
     # with a read-only root, every path the predictor writes must be a mounted volume
     mounts = {m["mountPath"] for m in c["volumeMounts"] if not m.get("readOnly")}
     assert {"/tmp", "/var/lib/lcrec/index"} <= mounts and env["HOME"] == "/tmp"
@@ -70,7 +71,9 @@ def test_container_args_are_valid_lcrec_settings():
     assert args[0] == "serve"
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     params = load_params(None, sets)  # raises ConfigError on unknown keys or bad types
-    assert params.serve.host == "0.0.0.0" and params.serve.model_uri == "/mnt/models"
+    reg = load_params(ROOT / "params.yaml").register
+    assert params.serve.host == "0.0.0.0" and params.serve.model_uri == f"models:/{reg.model_name}@{reg.alias}"
+    assert params.paths.work_dir.startswith("/tmp/")  # the download lands on the writable volume
     assert params.serve.http_port == container(ISVC)["ports"][0]["containerPort"]
     assert params.serve.index_dir == "/var/lib/lcrec/index"
     assert shlex.join(args)
