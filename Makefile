@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 export GIT_PYTHON_REFRESH := quiet
 
-.PHONY: help install test test-fast demo lint lock clean
+.PHONY: help install redis-server test test-fast demo lint lock clean
 
 help:
 	@echo "make test   - create $(VENV) from the lock and run the test suite"
@@ -39,10 +39,17 @@ $(STAMP): requirements/lock.txt requirements/data-wheels.txt pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# The Feast production store's tests start a real redis-server on 127.0.0.1: install the OS package when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+redis-server:
+	@command -v redis-server >/dev/null || { echo "installing redis-server (Debian package)"; \
+	  { $(SUDO) apt-get install -y -q redis-server || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }; } \
+	  >/dev/null 2>&1 || echo "warning: could not install redis-server; the Redis store tests will be skipped"; }
+
+test: $(STAMP) redis-server
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) redis-server
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -87,6 +87,12 @@ class FeaturesConfig:
     history_len: int = knob(20, "Items kept in the user 'recent history' feature (most recent last).")
     ttl_days: int = knob(36500, "Feast time-to-live of feature rows, days (MovieLens events are old).")
     materialize: bool = knob(True, "Materialize the offline sources into the online store after apply.")
+    incremental: bool = knob(False, "Materialize only what is newer than each view's last materialization "
+                             "(Feast materialize_incremental; a production store); false re-materializes the "
+                             "data's whole time range, which also rewrites rows whose values changed in place.")
+    store_config: str = knob("feature_store.yaml", "Feast config file inside paths.feature_repo: feature_store.yaml "
+                             "(file registry + sqlite online store, one machine) or feature_store.production.yaml "
+                             "(SQL registry + Redis online store from $LCREC_FEAST_REGISTRY and $LCREC_REDIS).")
     user_rows_per_event: bool = knob(
         True,
         "Write one user_features row per (user, event time) so historical reads are point-in-time correct; "

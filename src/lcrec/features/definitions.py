@@ -34,11 +34,14 @@ from feast.types import Array, Float64, Int64, String
 from lcrec.features.frames import CREATED_TS, EVENT_TS
 from lcrec.features.layout import (
     ITEM_PUSH,
+    ITEM_SERVICE,
     ITEM_SOURCE_FILE,
     ITEM_VIEW,
     TOPK_PUSH,
+    TOPK_SERVICE,
     TOPK_SOURCE_FILE,
     TOPK_VIEW,
+    USER_SERVICE,
     USER_SOURCE_FILE,
     USER_VIEW,
 )
@@ -188,9 +191,9 @@ def build_definitions(ttl_days: int = 36500) -> FeastDefinitions:
         item_features=item_features,
         user_features=user_features,
         user_topk=user_topk,
-        item_service=FeatureService(name="item_service", features=[item_features]),
-        user_service=FeatureService(name="user_service", features=[user_features]),
-        topk_service=FeatureService(name="user_topk_service", features=[user_topk]),
+        item_service=FeatureService(name=ITEM_SERVICE, features=[item_features]),
+        user_service=FeatureService(name=USER_SERVICE, features=[user_features]),
+        topk_service=FeatureService(name=TOPK_SERVICE, features=[user_topk]),
         serving_service=FeatureService(
             name="serving_service",
             features=[user_features, user_topk],

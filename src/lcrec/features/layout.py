@@ -7,7 +7,8 @@ against the repository folder, so a copied or mounted repository keeps working.
 from __future__ import annotations
 
 PROJECT = "lcrec"
-STORE_CONFIG = "feature_store.yaml"
+STORE_CONFIG = "feature_store.yaml"  # one machine: file registry, sqlite online store
+PRODUCTION_CONFIG = "feature_store.production.yaml"  # a cluster: SQL registry, Redis online store (env-configured)
 DATA_SUBDIR = "data"
 
 ITEM_SOURCE_FILE = f"{DATA_SUBDIR}/item_features.parquet"
@@ -19,6 +20,10 @@ USER_VIEW = "user_features"
 TOPK_VIEW = "user_topk"
 ITEM_PUSH = "item_push"
 TOPK_PUSH = "user_topk_push"
+
+ITEM_SERVICE = "item_service"
+USER_SERVICE = "user_service"
+TOPK_SERVICE = "user_topk_service"
 
 ITEM_FEATURE_NAMES = ("title", "text", "categories", "codes")
 USER_FEATURE_NAMES = ("recent_items", "n_interactions", "mean_rating", "last_timestamp", "user_code")

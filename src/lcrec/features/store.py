@@ -37,14 +37,28 @@ log = logging.getLogger(__name__)
 _PUSH_MODES = ("online", "offline", "online_and_offline")
 
 
-def _check_repo(repo_dir: Path) -> Path:
+def _check_repo(repo_dir: Path, store_config: str = L.STORE_CONFIG) -> Path:
     repo_dir = Path(repo_dir).resolve()
-    if not (repo_dir / L.STORE_CONFIG).exists():
+    if not (repo_dir / store_config).exists():
         raise FileNotFoundError(
-            f"{repo_dir / L.STORE_CONFIG} does not exist: point paths.feature_repo at the Feast repository folder "
-            "(the project's feature_repo/ holds feature_store.yaml and features.py; copy it if you need another one)"
+            f"{repo_dir / store_config} does not exist: point paths.feature_repo at the Feast repository folder "
+            f"(the project's feature_repo/ holds {L.STORE_CONFIG}, {L.PRODUCTION_CONFIG} and features.py; copy it "
+            "if you need another one) and features.store_config at one of its config files"
         )
     return repo_dir
+
+
+def split_store_path(path: str | Path) -> tuple[Path, str]:
+    """(repository folder, config file name) of a feature repo folder or of a config file inside one."""
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        return path.parent, path.name
+    return path, L.STORE_CONFIG
+
+
+def store_path(params: Params) -> Path:
+    """The Feast config file the steps and the predictor open: ``paths.feature_repo/features.store_config``."""
+    return Path(params.paths.feature_repo) / params.features.store_config
 
 
 def _source_path(repo_dir: Path, relative: str) -> Path:
@@ -142,7 +156,7 @@ def build_feature_store(
     """Write the sources, apply the definitions and materialize the online store; return statistics."""
     from lcrec.crash_points import crash_point
 
-    repo_dir = _check_repo(repo_dir)
+    repo_dir = _check_repo(repo_dir, cfg.store_config)
     t0 = time.perf_counter()
     stats = write_sources(cfg, data_dir, repo_dir, index_path, user_index_dir)  # each source file is replaced atomically
     crash_point(CRASH_ENV, "after_sources")
@@ -152,7 +166,7 @@ def build_feature_store(
 
     t_import = time.perf_counter()
     defs = build_definitions(cfg.ttl_days)
-    store = open_store(repo_dir)
+    store = open_store(repo_dir / cfg.store_config)
     store.apply(defs.objects())
     crash_point(CRASH_ENV, "after_apply")
     t_apply = time.perf_counter()
@@ -165,9 +179,12 @@ def build_feature_store(
         # materialize's window is [start, end): one second past the newest row includes it. Feast prints its
         # progress on stdout; send it to stderr so `lcrec features` prints only its JSON summary there.
         with contextlib.redirect_stdout(sys.stderr):
-            store.materialize(
-                start.to_pydatetime(), (end + timedelta(seconds=1)).to_pydatetime(), feature_views=views
-            )  # sqlite: each write is a transaction, so a kill leaves the previous rows or the new ones
+            if cfg.incremental:  # from each view's last materialized end (or end - ttl the first time)
+                store.materialize_incremental((end + timedelta(seconds=1)).to_pydatetime(), feature_views=views)
+            else:
+                store.materialize(
+                    start.to_pydatetime(), (end + timedelta(seconds=1)).to_pydatetime(), feature_views=views
+                )  # sqlite: each write is a transaction, so a kill leaves the previous rows or the new ones
     crash_point(CRASH_ENV, "after_materialize")
     _keep_good_registry(repo_dir)
     t_mat = time.perf_counter()
@@ -239,24 +256,28 @@ def _keep_good_registry(repo_dir: Path) -> None:
         os.replace(tmp, Path(repo_dir) / GOOD_REGISTRY)
 
 
-def open_store(repo_dir: Path) -> FeatureStore:
-    """The Feast store of a repository folder (imports feast); a torn registry is restored first."""
+def open_store(path: str | Path) -> FeatureStore:
+    """The Feast store of a repository folder (its feature_store.yaml) or of a config file inside one, such as
+    feature_store.production.yaml (imports feast); a torn file registry is restored first."""
     from feast import FeatureStore
 
-    repo_dir = _check_repo(repo_dir)
+    repo_dir, config = split_store_path(path)
+    repo_dir = _check_repo(repo_dir, config)
     recover_registry(repo_dir)
-    return FeatureStore(repo_path=str(repo_dir))
+    return FeatureStore(repo_path=str(repo_dir), fs_yaml_file=repo_dir / config)
 
 
 def _online(
-    store: FeatureStore, view: str, names: Sequence[str], key: str, ids: Iterable[Any]
+    store: FeatureStore, service: str, names: Sequence[str], key: str, ids: Iterable[Any]
 ) -> dict[str, dict[str, Any] | None]:
+    """Read through the FeatureService ``service`` (what a consumer of the registry is given: the views and
+    features it may read, versioned with the registry)."""
     ids = [str(i) for i in ids]
     if not ids:
         return {}
     unique = list(dict.fromkeys(ids))
     result = store.get_online_features(
-        features=[f"{view}:{n}" for n in names], entity_rows=[{key: i} for i in unique]
+        features=store.get_feature_service(service), entity_rows=[{key: i} for i in unique]
     ).to_dict()
     out: dict[str, dict[str, Any] | None] = {}
     for row, entity_id in enumerate(unique):
@@ -267,13 +288,13 @@ def _online(
 
 def get_item_features(store: FeatureStore, item_ids: Iterable[Any]) -> dict[str, dict[str, Any] | None]:
     """{item_id: {title, text, categories, codes} or None for unknown items}."""
-    return _online(store, L.ITEM_VIEW, L.ITEM_FEATURE_NAMES, "item_id", item_ids)
+    return _online(store, L.ITEM_SERVICE, L.ITEM_FEATURE_NAMES, "item_id", item_ids)
 
 
 def get_user_features(store: FeatureStore, user_ids: Iterable[Any]) -> dict[str, dict[str, Any] | None]:
     """{user_id: {recent_items (list of item ids, oldest first), n_interactions, mean_rating, last_timestamp, user_code}
     or None}. The store keeps recent_items as one ", "-joined string; this returns the list."""
-    rows = _online(store, L.USER_VIEW, L.USER_FEATURE_NAMES, "user_id", user_ids)
+    rows = _online(store, L.USER_SERVICE, L.USER_FEATURE_NAMES, "user_id", user_ids)
     for row in rows.values():
         if row is not None and not isinstance(row["recent_items"], list):  # a repeated id shares its row
             row["recent_items"] = frames.split_history(row["recent_items"])
@@ -282,7 +303,7 @@ def get_user_features(store: FeatureStore, user_ids: Iterable[Any]) -> dict[str,
 
 def get_topk(store: FeatureStore, user_ids: Iterable[Any]) -> dict[str, dict[str, Any] | None]:
     """{user_id: {item_ids, scores, index_version, history_hash} or None when nothing is cached}."""
-    return _online(store, L.TOPK_VIEW, L.TOPK_FEATURE_NAMES, "user_id", user_ids)
+    return _online(store, L.TOPK_SERVICE, L.TOPK_FEATURE_NAMES, "user_id", user_ids)
 
 
 def _push_mode(to: str):
@@ -357,7 +378,7 @@ def run_features(params: Params) -> dict[str, Any]:
         params.paths,
         params=cfg,
         metrics=stats,
-        artifacts=[stats_path, Path(repo_dir) / L.STORE_CONFIG],
+        artifacts=[stats_path, Path(repo_dir) / cfg.store_config],
         tags={"index_version": stats["index_version"]} if stats["index_version"] else None,
     )
     return stats

@@ -137,7 +137,7 @@ def features(params_path: str, overrides: list, tracking_uri: str, feature_repo:
 
     repo = Path(features.path) / "feature_repo"
     repo.mkdir(parents=True, exist_ok=True)
-    for name in ("feature_store.yaml", "features.py"):
+    for name in ("feature_store.yaml", "feature_store.production.yaml", "features.py"):
         shutil.copy(Path(feature_repo) / name, repo / name)
     run_component("features", locals(), overrides=[f"paths.feature_repo={repo}"])
 

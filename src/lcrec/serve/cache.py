@@ -288,7 +288,7 @@ def index_codes_of(root: Path) -> Any:
 def run_cache_topk(params: Any, users_path: str | None = None, full: bool = False) -> dict[str, Any]:
     """``lcrec cache-topk``: bring every user's top-K up to date with the served model and index version
     (rows kept, merged with the items a re-index added, or recomputed; ``full`` recomputes all)."""
-    from lcrec.features.store import open_store
+    from lcrec.features.store import open_store, store_path
     from lcrec.serve import index_store
     from lcrec.serve.recommend import load_serving
     from lcrec.serve.server import index_root, serving_folder
@@ -298,7 +298,7 @@ def run_cache_topk(params: Any, users_path: str | None = None, full: bool = Fals
     folder = serving_folder(params)
     root = index_root(cfg, folder)
     served, state = load_serving(folder, index_store.current_dir(root), cfg)
-    store = open_store(Path(params.paths.feature_repo))
+    store = open_store(store_path(params))
     histories = read_histories(params, store, users_path)
     stats = do_cache_topk(served, state, histories, store, cfg.cache_top_k, max(cfg.beam_width, cfg.cache_top_k),
                           params.decode.batch_size, cfg.kv_mode, exclude_history=cfg.exclude_history,

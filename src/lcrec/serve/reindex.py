@@ -108,6 +108,7 @@ def read_embeddings(path: str | Path | None, n: int) -> np.ndarray | None:
 
 def run_reindex(params: Any, items_path: str | None = None, embeddings_path: str | None = None) -> dict[str, Any]:
     """``lcrec reindex``: new items -> a new version of the served index store (+ Feast push)."""
+    from lcrec.features.store import store_path
     from lcrec.quantize.incremental import read_new_items
     from lcrec.serve.server import index_root, serving_folder
     from lcrec.tracking import log_step
@@ -118,7 +119,7 @@ def run_reindex(params: Any, items_path: str | None = None, embeddings_path: str
     items = read_new_items(path)
     folder = serving_folder(params)
     root = index_root(params.serve, folder)
-    feature_repo = params.paths.feature_repo if params.serve.use_feature_store else None
+    feature_repo = store_path(params) if params.serve.use_feature_store else None
     stats = do_reindex(items, root, read_embeddings(embeddings_path, len(items)), feature_repo)
     log_step("reindex", params.tracking, params.paths, params=params.serve, metrics=stats,
              tags={"lcrec.index_version": stats["version"]})

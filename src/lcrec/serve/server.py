@@ -188,5 +188,7 @@ def listen_on(sock: Any) -> None:
 
 def run_serve(params: Params) -> None:
     """``lcrec serve``."""
+    from lcrec.features.store import store_path
+
     folder = serving_folder(params)
-    serve(params.serve, folder, params.paths.feature_repo)
+    serve(params.serve, folder, store_path(params))
