@@ -6,14 +6,12 @@ import shutil
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
+from features.test_feature_store import HISTORY_LEN, REPO, expected_history, make_dataset
 from lcrec.config import FeaturesConfig
 from lcrec.features import layout, store
-
-from features.test_feature_store import HISTORY_LEN, REPO, expected_history, make_dataset
 
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed (`make redis-server`)")
