@@ -24,11 +24,11 @@ def open_run(tracking_uri: str, experiment: str, pipeline: str, kfp_run_id: str)
     import os
 
     from lcrec.config import PathsConfig, TrackingConfig
-    from lcrec.tracking import KFP_RUN_ENV, KFP_RUN_TAG, pipeline_run
+    from lcrec.tracking import KFP_RUN_TAG, pipeline_run, pipeline_run_id
 
     os.environ.pop("LCREC_PARENT_RUN_ID", None)
     run = pipeline_run(pipeline, TrackingConfig(uri=tracking_uri, experiment=experiment), PathsConfig(),
-                       tags={KFP_RUN_TAG: os.environ.get(KFP_RUN_ENV) or kfp_run_id})
+                       tags={KFP_RUN_TAG: pipeline_run_id(kfp_run_id)})
     run.__enter__()  # left RUNNING; close_run ends it
     return run.run_id or ""
 
@@ -37,24 +37,18 @@ def close_run(tracking_uri: str, experiment: str, kfp_run_id: str, status: Pipel
     """Exit handler: end the parent run that ``open_run`` tagged with this KFP run id with the pipeline's real
     final state (FINISHED when the KFP run succeeded, FAILED otherwise, the KFP state and failing task's error as
     tags). Found by tag, as an exit task may not depend on other tasks."""
-    import os
-
     from mlflow.tracking import MlflowClient
 
-    from lcrec.tracking import KFP_RUN_ENV, final_run_status
+    from lcrec.tracking import final_run_status, find_pipeline_run, pipeline_run_id
 
-    kfp_run_id = os.environ.get(KFP_RUN_ENV) or kfp_run_id
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
+    run_id = find_pipeline_run(tracking_uri, pipeline_run_id(kfp_run_id))
+    if not run_id:
         return
-    mlflow_status = final_run_status(status.state)
-    for run in client.search_runs([exp.experiment_id], filter_string=f"tags.`kfp.run_id` = '{kfp_run_id}'"):
-        if run.info.status == "RUNNING":
-            client.set_tag(run.info.run_id, "kfp.final_state", status.state)
-            if status.error_message:
-                client.set_tag(run.info.run_id, "kfp.error", status.error_message[:5000])
-            client.set_terminated(run.info.run_id, status=mlflow_status)
+    client = MlflowClient(tracking_uri)
+    client.set_tag(run_id, "kfp.final_state", status.state)
+    if status.error_message:
+        client.set_tag(run_id, "kfp.error", status.error_message[:5000])
+    client.set_terminated(run_id, status=final_run_status(status.state))
 
 
 # --------------------------------------------------------------------------------------------------- steps
@@ -170,16 +164,14 @@ def train(params_path: str, overrides: list, tracking_uri: str, tasks: Input[Dat
           image: str, namespace: str, shared_volume: str, deepspeed: str):
     """In-process on one machine; nodes x gpus_per_node > 1 launches a Training Operator PyTorchJob that runs
     ``lcrec train`` under DeepSpeed ZeRO on a shared volume, waits for it and copies the model back."""
-    import os
-
     from lcrec.kubeflow.step_runner import log_metrics, run_component
 
     if nodes * gpus_per_node > 1:
         from lcrec.kubeflow.pytorchjob import train_on_cluster
-        from lcrec.tracking import KFP_RUN_ENV, find_pipeline_run
+        from lcrec.tracking import find_pipeline_run, pipeline_run_id
 
         stats = train_on_cluster(params_path=params_path, overrides=overrides, tracking_uri=tracking_uri,
-                                 parent_run_id=find_pipeline_run(tracking_uri, os.environ.get(KFP_RUN_ENV, "")),
+                                 parent_run_id=find_pipeline_run(tracking_uri, pipeline_run_id()),
                                  tasks_dir=tasks.path, index_dir=index.path,
                                  model_dir=model.path, nodes=nodes, gpus_per_node=gpus_per_node, image=image,
                                  namespace=namespace, shared_volume=shared_volume, deepspeed=deepspeed)

@@ -79,9 +79,9 @@ def pipeline_parent_run(params) -> str:
     """The MLflow parent run of the pipeline run this task belongs to, found by the KFP run id in
     ``$LCREC_KFP_RUN_ID`` ("" outside a pipeline, or with tracking off). A lookup, not a task input: an input
     that changes every run would make KFP's cache miss every time."""
-    from lcrec.tracking import KFP_RUN_ENV, find_pipeline_run, tracking_uri
+    from lcrec.tracking import find_pipeline_run, pipeline_run_id, tracking_uri
 
-    kfp_run_id = os.environ.get(KFP_RUN_ENV, "")
+    kfp_run_id = pipeline_run_id()
     if not kfp_run_id or not params.tracking.enabled:
         return ""
     return find_pipeline_run(tracking_uri(params.tracking, params.paths), kfp_run_id)

@@ -157,6 +157,11 @@ def final_run_status(kfp_state: str) -> str:
     return KFP_FINAL_STATES.get(kfp_state.upper(), "FAILED")
 
 
+def pipeline_run_id(default: str = "") -> str:
+    """This task's KFP run id: ``$LCREC_KFP_RUN_ID`` when set (a cluster pod, kfp.local), else ``default``."""
+    return os.environ.get(KFP_RUN_ENV) or default
+
+
 def find_pipeline_run(uri: str, kfp_run_id: str) -> str:
     """The id of the RUNNING MLflow parent run tagged with this KFP run id, in any experiment of ``uri``;
     "" when there is none (the step's run is then logged unnested, with a warning)."""
