@@ -18,8 +18,8 @@ from lcrec.serve.server import free_port
 
 @contextlib.contextmanager
 def running_server(command: Callable[[int], list[str]], env: dict[str, str], log_path: Path,
-                   ready_s: float = 120) -> Iterator[dict]:
-    """``command(port)`` is the server's argv; yields ``{"url", "proc", "port"}`` once /v2/health/ready answers."""
+                   ready_s: float = 120, health: str = "/v2/health/ready") -> Iterator[dict]:
+    """``command(port)`` is the server's argv; yields ``{"url", "proc", "port"}`` once ``health`` answers 200."""
     port = free_port()
     log = open(log_path, "w")  # a file, not a pipe: an unread pipe fills up and blocks the server's logging
     proc = subprocess.Popen(command(port), env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -30,7 +30,7 @@ def running_server(command: Callable[[int], list[str]], env: dict[str, str], log
             if proc.poll() is not None:
                 pytest.fail(f"server exited early:\n{log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                if httpx.get(f"{url}{health}", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)

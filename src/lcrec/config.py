@@ -528,7 +528,7 @@ class AblationConfig:
 @dataclass
 class ServeConfig:
     model_uri: str = knob("", "The served model version: a serving folder (model/ + index/), an MLflow URI (models:/name@alias, "
-                          "runs:/<id>/serving), or empty = build work/serve from work/train/model + work/index + work/split.")
+                          "runs:/<id>/serving: a registered pyfunc model, whose serving folder is used), or empty = build work/serve from work/train/model + work/index + work/split.")
     index_dir: str = knob("", "Writable index store the predictor watches (current pointer + versions/); empty = <serving folder>/index.")
     model_name: str = knob("lcrec", "Model name in the routes (/v1/models/<name>:predict, /v2/models/<name>/infer).")
     http_port: int = knob(8080, "REST port (bound to 127.0.0.1 here; 0.0.0.0 only inside a container).")
@@ -588,6 +588,10 @@ class RegisterConfig:
     min_improvement: float = knob(0.0, "Promote only when new > champion + this (0: any strict improvement).")
     log_model_max_mb: int = knob(200, "Model folders up to this size are copied into MLflow; larger ones are "
                                  "registered by reference (their DVC/object-store location).")
+    validate_model: bool = knob(True, "Load the logged MLflow model back and answer its input example before "
+                                "registering it (a model that cannot recommend is never registered).")
+    promote_in_experiments: bool = knob(False, "Let a `dvc exp run` move the alias (off: an experiment registers "
+                                        "its version but never changes what is served).")
 
 
 @dataclass

@@ -212,16 +212,20 @@ def build_serving_folder(model_dir: str | Path, index_dir: str | Path, items: pd
     return {**meta, "index_version": store["version"], "folder": str(out_dir)}
 
 
-def resolve_model_uri(uri: str, download_dir: str | Path) -> Path:
+def resolve_model_uri(uri: str, download_dir: str | Path, tracking_uri: str | None = None) -> Path:
     """A local serving folder for ``uri``: a local path as is; ``models:/...`` or ``runs:/...`` downloaded
-    from MLflow (the tracking URI comes from MLFLOW_TRACKING_URI) into ``download_dir``."""
+    from MLflow (``tracking_uri``, else MLFLOW_TRACKING_URI) into ``download_dir`` (a registered pyfunc
+    model's ``artifacts/serving``, see lcrec.tracking.pyfunc_model)."""
     if uri.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
         import mlflow
 
         dst = Path(download_dir)
         dst.mkdir(parents=True, exist_ok=True)
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
-        return local
+        from lcrec.tracking.pyfunc_model import serving_folder_of
+
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst),
+                                                              tracking_uri=tracking_uri or None))
+        return serving_folder_of(local)
     path = Path(uri)
     if not (path / MODEL_SUBDIR).exists():
         raise FileNotFoundError(

@@ -79,7 +79,7 @@ def serving_folder(params: Params) -> Path:
 
     cfg = params.serve
     if cfg.model_uri:
-        return resolve_model_uri(cfg.model_uri, params.paths.step("serve") / "download")
+        return resolve_model_uri(cfg.model_uri, params.paths.step("serve") / "download", params.tracking.uri)
     items_path = params.paths.step("split") / "items.parquet"
     items = pd.read_parquet(items_path, columns=["item_id", "title"]) if items_path.exists() else None
     out = params.paths.step("serve")

@@ -2,8 +2,12 @@
 
 A registered version carries, as MLflow model-version tags: every evaluation metric (``metric.<key>``), the
 item-index version it was trained on, the DVC hash of the data it came from, the git commit of the code and
-the pipeline's parent run. The registered source is a *serving folder* (``model/`` + ``index/``) logged to
-the register step's run (``runs:/<id>/serving``), which is what the predictor loads (``serve.model_uri``).
+the pipeline's parent run. The registered source is an MLflow pyfunc model logged to the register step's run
+(lcrec.tracking.pyfunc_model): its one artifact is the *serving folder* (``model/`` + ``index/``), with a
+signature, an input example, pinned requirements and a model card; it is loaded back and asked for a list before
+it is registered. ``mlflow.pyfunc.load_model("models:/lcrec@champion")`` recommends; the KServe predictor
+downloads the same version's serving folder (``serve.model_uri``). A version registered by ``dvc exp run`` is
+kept, never promoted, unless ``register.promote_in_experiments``.
 
 Promotion moves one alias (``champion`` by default) and nothing else: :func:`promote_if_better` points it at
 the new version only when the new version's metric (valid NDCG@10 by default) beats the version the alias
@@ -30,6 +34,7 @@ log = logging.getLogger(__name__)
 
 GIT_COMMIT_ENV = "LCREC_GIT_COMMIT"  # set by the images (infra/Dockerfile.*), which carry no .git folder
 METRIC_TAG = "metric."
+DVC_EXP_ENV = "DVC_EXP_NAME"  # set by `dvc exp run` in every stage's environment
 
 
 # --------------------------------------------------------------------------------------------------- lineage
@@ -142,28 +147,42 @@ def register_model(
         raise FileNotFoundError(f"index folder {index_dir} does not exist: run `lcrec quantize` first")
     flat = flatten_metrics(metrics)
     read_metric(metrics, cfg.metric, "the evaluation metrics")  # fail before registering anything
+    tags = {**{METRIC_TAG + mlflow_key(k): repr(v) for k, v in flat.items()}, **{k: str(v) for k, v in lineage.items()}}
+    description = f"{cfg.metric}={flat[cfg.metric]:.5f}"
     size_mb = (_dir_size(model_dir) + _dir_size(index_dir)) / 2**20
     if size_mb <= cfg.log_model_max_mb:
-        from lcrec.serve.model_version import build_serving_folder
+        import mlflow
 
+        from lcrec.model.trained import MANIFEST, ModelManifest
+        from lcrec.serve.model_version import build_serving_folder
+        from lcrec.tracking.pyfunc_model import log_pyfunc_model, model_card
+
+        manifest = vars(ModelManifest.read(model_dir)) if (model_dir / MANIFEST).exists() else {}
+        card = model_card(cfg.model_name, flat, lineage, cfg.metric, manifest)
         with tempfile.TemporaryDirectory() as tmp:
             serving = Path(tmp) / "serving"
             build_serving_folder(model_dir, index_dir, items, serving, retriever_dir=retriever_dir)
-            client.log_artifacts(run_id, str(serving), artifact_path="serving")
-        source = f"runs:/{run_id}/serving"
+            source = log_pyfunc_model(run_id, serving, index_dir, card, {**lineage, "metrics": flat},
+                                      validate=cfg.validate_model)
+        _ensure_registered_model(client, cfg.model_name)
+        mv = mlflow.register_model(source, cfg.model_name, tags=tags)
+        client.update_model_version(cfg.model_name, mv.version, description=description + "\n\n" + card)
     else:  # big full fine-tunes stay where DVC / the object store keeps them
         source = model_dir.resolve().as_uri()
         log.warning("model folder is %.0f MB > register.log_model_max_mb=%d: registering it by reference (%s)",
                     size_mb, cfg.log_model_max_mb, source)
-    try:
-        client.get_registered_model(cfg.model_name)
-    except Exception:  # noqa: BLE001 - mlflow raises RestException / MlflowException by backend
-        client.create_registered_model(cfg.model_name, description="LC-Rec generative recommender (model + item index)")
-    tags = {**{METRIC_TAG + mlflow_key(k): repr(v) for k, v in flat.items()}, **{k: str(v) for k, v in lineage.items()}}
-    mv = client.create_model_version(cfg.model_name, source=source, run_id=run_id, tags=tags,
-                                     description=f"{cfg.metric}={flat[cfg.metric]:.5f}")
+        _ensure_registered_model(client, cfg.model_name)
+        mv = client.create_model_version(cfg.model_name, source=source, run_id=run_id, tags=tags,
+                                         description=description)
     return {"model_name": cfg.model_name, "version": str(mv.version), "source": source,
             "metric": cfg.metric, "value": flat[cfg.metric], **{k: str(v) for k, v in lineage.items()}}
+
+
+def _ensure_registered_model(client, name: str) -> None:
+    try:
+        client.get_registered_model(name)
+    except Exception:  # noqa: BLE001 - mlflow raises RestException / MlflowException by backend
+        client.create_registered_model(name, description="LC-Rec generative recommender (model + item index)")
 
 
 def version_metric(client, name: str, version: str, metric: str) -> float | None:
@@ -210,6 +229,18 @@ def promote_if_better(client, name: str, version: str, metric: str, alias: str =
             "champion": str(version) if promoted else current}
 
 
+def keep_in_experiment(client, cfg: RegisterConfig, version: str, experiment: str) -> dict[str, Any]:
+    """A version registered by ``dvc exp run``: recorded, never promoted (``register.promote_in_experiments``)."""
+    current = champion(client, cfg.model_name, cfg.alias)
+    reason = (f"registered by dvc experiment {experiment!r}; experiments do not move @{cfg.alias} "
+              "(set register.promote_in_experiments=true to let them)")
+    client.set_model_version_tag(cfg.model_name, str(version), "lcrec.promotion", "kept: " + reason)
+    log.info("%s v%s: %s", cfg.model_name, version, reason)
+    return {"promoted": False, "reason": reason, "alias": cfg.alias, "version": str(version),
+            "value": version_metric(client, cfg.model_name, str(version), cfg.metric), "previous_version": current,
+            "previous_value": None, "champion": current}
+
+
 # --------------------------------------------------------------------------------------------------- driver
 def run_register(params: Params) -> dict[str, Any]:
     """``lcrec register``: work/train/model + work/index + work/evaluate/<metrics_file> -> a registered version,
@@ -246,8 +277,14 @@ def run_register(params: Params) -> dict[str, Any]:
         items = pd.read_parquet(items_path, columns=["item_id", "title"])
     stats = register_model(cfg, params.paths.step("train") / "model", index_dir, metrics, lineage, run_id, items,
                            params.paths.step("baselines") / "retriever")
-    decision = promote_if_better(MlflowClient(), cfg.model_name, stats["version"], cfg.metric, cfg.alias,
-                                 cfg.min_improvement)
+    experiment = os.environ.get(DVC_EXP_ENV, "")
+    if experiment:
+        MlflowClient().set_model_version_tag(cfg.model_name, stats["version"], "lcrec.dvc_experiment", experiment)
+    if experiment and not cfg.promote_in_experiments:
+        decision = keep_in_experiment(MlflowClient(), cfg, stats["version"], experiment)
+    else:
+        decision = promote_if_better(MlflowClient(), cfg.model_name, stats["version"], cfg.metric, cfg.alias,
+                                     cfg.min_improvement)
     stats.update(decision)
     out = params.paths.step("register")
     out.mkdir(parents=True, exist_ok=True)
