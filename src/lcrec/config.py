@@ -602,6 +602,9 @@ class DeployConfig:
     namespace: str = knob("kubeflow-user", "Kubernetes namespace of the InferenceService and the training jobs.")
     image: str = knob("ghcr.io/lcrec/lcrec:0.1.0-predictor",
                       "Container image of the predictor (infra/Dockerfile.cpu, ROLE=predictor); the InferenceService's.")
+    ready_timeout_s: float = knob(900.0, "deploy.target=kserve: how long deploy waits for the patched InferenceService "
+                                  "to report Ready before it fails the run.")
+    ready_poll_s: float = knob(10.0, "Seconds between two readings of the InferenceService's status while waiting.")
     config_map: str = knob("lcrec-serve-config", "ConfigMap holding the predictor's params.yaml (`lcrec pipeline compile` "
                            "writes it to manifests/serving/serve-config.yaml).")
 
