@@ -106,3 +106,28 @@ def test_metric_series_are_dvc_plots_with_their_axes():
     assert plots["work/train/loss_valid.csv"]["y"] == "eval_loss"
     sasrec = {k: v for entry in stages["baselines"]["plots"] for k, v in entry.items()}
     assert sasrec["work/baselines/sasrec_curve.csv"]["x"] == "epoch"
+
+
+def _paths(entries) -> set[str]:
+    return {e if isinstance(e, str) else (e["path"] if "path" in e else next(iter(e))) for e in entries or []}
+
+
+def test_committed_dvc_lock_records_a_run_of_this_table_with_the_committed_defaults():
+    lock_path = REPO / "dvc.lock"
+    assert lock_path.exists(), "dvc.lock is missing: run `dvc repro` with the committed params.yaml and commit it"
+    lock = yaml.safe_load(lock_path.read_text())["stages"]
+    stages = yaml.safe_load(steps.dvc_yaml())["stages"]
+    hint = "dvc.lock is stale: run `dvc repro` (or `dvc commit` after a run of the committed params) and commit it"
+    assert set(lock) == set(stages), hint
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for name, stage in stages.items():
+        locked = lock[name]
+        assert locked["cmd"] == stage["cmd"], (name, hint)
+        assert _paths(locked.get("deps")) == set(stage["deps"]), (name, hint)
+        declared = _paths(stage.get("outs")) | _paths(stage.get("metrics")) | _paths(stage.get("plots"))
+        assert _paths(locked.get("outs")) == declared, (name, hint)
+        assert all(o.get("md5") for o in locked.get("outs", [])), (name, "an output without a hash")
+        recorded = locked.get("params", {}).get("params.yaml", {})
+        assert set(recorded) == set(stage.get("params", [])), (name, hint)
+        for key, value in recorded.items():
+            assert value == params[key], (name, key, hint)

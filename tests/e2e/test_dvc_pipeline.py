@@ -21,6 +21,8 @@ def test_dvc_repro_runs_then_does_nothing(repo_copy, sh):
         assert f"Running stage '{stage}'" in first.stdout, first.stdout
     stats = json.loads((repo_copy / "work" / "split" / "stats.json").read_text())
     assert stats["users"] == 943 and stats["items"] == 1349
+    first_registered = json.loads((repo_copy / "work" / "register" / "registered.json").read_text())
+    assert first_registered["promoted"] and first_registered["champion"] == first_registered["version"]
     second = run(["dvc", "repro"], repo_copy)
     assert "Running stage" not in second.stdout, second.stdout
     assert "up to date" in second.stdout.lower()
@@ -31,5 +33,11 @@ def test_dvc_repro_runs_then_does_nothing(repo_copy, sh):
     # a parameter sweep point: only the stages downstream of the changed parameter rerun
     exp = run(["dvc", "exp", "run", "-S", "evaluate.max_users=4", "-n", "four-users"], repo_copy)
     assert "Running stage 'evaluate'" in exp.stdout and "Running stage 'train'" not in exp.stdout, exp.stdout
+    # the experiment registers a new version but leaves the serving champion where it was
+    assert "Running stage 'register'" in exp.stdout, exp.stdout
+    registered = json.loads((repo_copy / "work" / "register" / "registered.json").read_text())
+    assert registered["version"] != first_registered["version"]
+    assert not registered["promoted"] and "promote_in_experiments" in registered["reason"]
+    assert registered["champion"] == first_registered["version"]
     shown = run(["dvc", "exp", "show", "--json"], repo_copy)
     assert "four-users" in shown.stdout

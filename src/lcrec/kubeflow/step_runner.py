@@ -68,6 +68,7 @@ def run_step(
     try:
         return run(step, params, **dict(options or {}))
     finally:
+        shutil.rmtree(work_dir, ignore_errors=True)  # scratch only: every output the step hands on is mapped
         if parent_run_id:
             if previous is None:
                 os.environ.pop("LCREC_PARENT_RUN_ID", None)
