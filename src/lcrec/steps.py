@@ -240,7 +240,9 @@ def _dvc_entry(out: str | tuple[str, dict]) -> Any:
 
 def dvc_stages() -> dict[str, dict[str, Any]]:
     """``stages:`` of dvc.yaml: per pipeline step its command, code + upstream outputs as deps, params, outs,
-    metrics and plots (metrics and plots uncached, so `dvc metrics show` reads the working tree)."""
+    metrics and plots. Metrics and plots are cached like any output: work/ is not in git, so the DVC cache (and
+    remote), addressed by the committed dvc.lock, is where `dvc metrics diff` / `dvc plots diff` find another
+    revision's values."""
     produced = {s.name: list(s.exports) or [_out_path(o) for o in s.outs if isinstance(o, str)]
                 for s in pipeline_steps()}
     stages: dict[str, dict[str, Any]] = {}
@@ -256,10 +258,9 @@ def dvc_stages() -> dict[str, dict[str, Any]]:
         if s.outs:
             stage["outs"] = [_dvc_entry(o) for o in s.outs]
         if s.metrics:
-            stage["metrics"] = [{m: {"cache": False}} for m in s.metrics]
+            stage["metrics"] = list(s.metrics)
         if s.plots:
-            stage["plots"] = [{_out_path(p): {"cache": False, **({} if isinstance(p, str) else p[1])}}
-                              for p in s.plots]
+            stage["plots"] = [p if isinstance(p, str) else {p[0]: dict(p[1])} for p in s.plots]
         stages[s.name] = stage
     return stages
 
