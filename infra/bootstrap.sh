@@ -6,14 +6,12 @@
 #   DRY_RUN=1 infra/bootstrap.sh  # print the commands only
 set -euo pipefail
 
-KFP_VERSION="${KFP_VERSION:-2.4.0}"
-KSERVE_VERSION="${KSERVE_VERSION:-v0.15.2}"
-CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.16.2}"
-TRAINING_OPERATOR_VERSION="${TRAINING_OPERATOR_VERSION:-v1.8.1}"
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+# shellcheck source=versions.env
+. "$HERE/infra/versions.env"  # cluster component versions, paired with the SDKs of requirements/lock.txt
 NAMESPACE="${NAMESPACE:-kubeflow-user}"
 MINIO_USER="${MINIO_USER:-lcrec}"
 MINIO_PASSWORD="${MINIO_PASSWORD:?set MINIO_PASSWORD (the MinIO root password to create)}"
-HERE="$(cd "$(dirname "$0")/.." && pwd)"
 
 run() { echo "+ $*"; if [[ -z "${DRY_RUN:-}" ]]; then "$@"; fi; }
 wait_for() { run kubectl wait --for=condition=available --timeout=600s "$@"; }

@@ -28,6 +28,8 @@ def test_dvc_repro_runs_then_does_nothing(repo_copy, sh):
     assert "up to date" in second.stdout.lower()
     status = run(["dvc", "status"], repo_copy)
     assert "up to date" in status.stdout.lower()
+    run(["git", "add", "dvc.lock"], repo_copy)
+    run(["git", "-c", "user.email=ci@lcrec", "-c", "user.name=ci", "commit", "-qm", "lock"], repo_copy)
     metrics = run(["dvc", "metrics", "show", "--json"], repo_copy)
     assert "avg_sequence_length" in metrics.stdout and "collision_rate_final" in metrics.stdout
     # a parameter sweep point: only the stages downstream of the changed parameter rerun
@@ -41,3 +43,9 @@ def test_dvc_repro_runs_then_does_nothing(repo_copy, sh):
     assert registered["champion"] == first_registered["version"]
     shown = run(["dvc", "exp", "show", "--json"], repo_copy)
     assert "four-users" in shown.stdout
+    # the committed run's series come back from the DVC cache through its dvc.lock (work/ is not in git)
+    plots = run(["dvc", "plots", "diff", "HEAD", "--json", "-o", str(repo_copy.parent / "plots")], repo_copy)
+    series = json.loads(plots.stdout)["data"]["work/train/loss_train.csv"]
+    assert {"workspace", "HEAD"} <= {rev for entry in series for rev in entry["revisions"]}
+    diff = json.loads(run(["dvc", "metrics", "diff", "HEAD", "--json"], repo_copy).stdout)
+    assert diff["work/evaluate/metrics.json"], diff  # four users instead of the committed run's
