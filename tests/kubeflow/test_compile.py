@@ -76,6 +76,8 @@ def test_training_pipeline_tasks_gates_and_gpus(compiled):
         "schemaTitle"] == "system.Model"
     assert spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]["metrics"]["artifactType"][
         "schemaTitle"] == "system.Metrics"
+    assert spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]["comparison"]["artifactType"][
+        "schemaTitle"] == "system.Markdown"
 
 
 def _sub_dag(spec: dict, task: str) -> dict:

@@ -38,6 +38,7 @@ def test_training_pipeline_end_to_end(compiled, tmp_path):
         assert (run_dir / task).is_dir(), f"task {task} did not run"
     assert not (run_dir / "stop-invalid").exists()
     assert (run_dir / "validate" / "data_docs").stat().st_size > 1000  # the Data Docs page
+    assert "| SASRec-CE" in (run_dir / "evaluate" / "comparison").read_text()  # the table, a Markdown artifact
     client = _client(uri)
     champion = client.get_model_version_by_alias("lcrec", "champion")
     assert str(champion.version) == "1"  # a first model always takes the alias

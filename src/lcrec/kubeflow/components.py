@@ -14,7 +14,7 @@ run's MLflow parent run (opened by :func:`open_run`) by the KFP run id in ``$LCR
 cluster sets from the pod's ``pipeline/runid`` label (:func:`lcrec.kubeflow.definitions._platform`).
 """
 
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output, PipelineTaskFinalStatus
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output, PipelineTaskFinalStatus
 
 
 # --------------------------------------------------------------------------------------------------- lineage
@@ -183,10 +183,20 @@ def train(params_path: str, overrides: list, tracking_uri: str, tasks: Input[Dat
 
 def evaluate(params_path: str, overrides: list, tracking_uri: str, model: Input[Model],
              tasks: Input[Dataset], index: Input[Dataset], split: Input[Dataset], baselines: Input[Dataset],
-             evaluation: Output[Dataset], metrics: Output[Metrics]):
+             evaluation: Output[Dataset], comparison: Output[Markdown], metrics: Output[Metrics]):
+    """Evaluate; the comparison table (LC-Rec against SASRec-CE and popularity) is also a Markdown artifact, so
+    the KFP UI shows it on the task."""
+    import shutil
+    from pathlib import Path
+
     from lcrec.kubeflow.step_runner import run_component
 
     run_component("evaluate", locals())
+    table = Path(evaluation.path) / "comparison.md"
+    if table.exists():
+        shutil.copy(table, comparison.path)
+    else:
+        Path(comparison.path).write_text("no comparison table: the baselines step wrote no metrics.json\n")
 
 
 def register(params_path: str, overrides: list, tracking_uri: str, model: Input[Model],
