@@ -462,6 +462,8 @@ class TrainConfig:
     optim: str = knob("auto", "Optimizer: auto (fused AdamW on CUDA, else adamw_torch) or any HF optim name.")
     attn_implementation: str = knob("sdpa", "Attention kernel: sdpa | eager | flash_attention_2 (if installed).")
     dataloader_workers: int = knob(0, "Data-loader worker processes (tokenisation happens in them).")
+    dropout: float = knob(0.0, "Residual dropout while training (embeddings, each block's attention and MLP output, "
+                          "attention weights; lcrec.model.dropout), for backbones trained from scratch. 0 = none.")
 
 
 @dataclass

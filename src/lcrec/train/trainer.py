@@ -51,6 +51,7 @@ def build_model(cfg: TrainConfig, code_tokens: list[str], index_path: Path | Non
     import torch
 
     from lcrec.model.code_tokens import CODE_TOKEN_INITS, add_code_tokens, init_rows_from_codebook
+    from lcrec.model.dropout import add_residual_dropout
     from lcrec.model.registry import load_backbone
 
     if cfg.mode not in MODES:
@@ -71,6 +72,7 @@ def build_model(cfg: TrainConfig, code_tokens: list[str], index_path: Path | Non
     if user_tokens:
         ids = ids + add_code_tokens(model, tok, list(user_tokens), noise_std=cfg.code_token_noise, seed=cfg.seed + 1)
     model.config.use_cache = False
+    add_residual_dropout(model, cfg.dropout)
     if cfg.mode == "lora":
         model = apply_lora(model, cfg, ids)
     return model, tok, ids
