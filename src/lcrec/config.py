@@ -462,8 +462,10 @@ class TrainConfig:
     optim: str = knob("auto", "Optimizer: auto (fused AdamW on CUDA, else adamw_torch) or any HF optim name.")
     attn_implementation: str = knob("sdpa", "Attention kernel: sdpa | eager | flash_attention_2 (if installed).")
     dataloader_workers: int = knob(0, "Data-loader worker processes (tokenisation happens in them).")
-    dropout: float = knob(0.0, "Residual dropout while training (embeddings, each block's attention and MLP output, "
-                          "attention weights; lcrec.model.dropout), for backbones trained from scratch. 0 = none.")
+    dropout: float = knob(0.0, "Residual dropout while training (embeddings, each block's attention and MLP output; "
+                          "lcrec.model.dropout), for backbones trained from scratch. 0 = none.")
+    attention_dropout: float = knob(0.0, "Dropout on the attention weights while training (costly on a CPU: no fused "
+                                    "kernel). 0 = none.")
 
 
 @dataclass

@@ -17,9 +17,9 @@ def test_dropout_is_off_in_eval_and_random_in_training():
     model.eval()
     with torch.no_grad():
         clean = model(x).logits
-    handles = add_residual_dropout(model, 0.3)
+    handles = add_residual_dropout(model, 0.3, attention_p=0.2)
     assert len(handles) == 1 + 2 * len(decoder_layers(model))
-    assert all(layer.self_attn.attention_dropout == 0.3 for layer in decoder_layers(model))
+    assert all(layer.self_attn.attention_dropout == 0.2 for layer in decoder_layers(model))
     with torch.no_grad():
         assert torch.equal(model(x).logits, clean)  # eval: the hooks are the identity
         model.train()
@@ -40,8 +40,11 @@ def test_dropout_is_off_in_eval_and_random_in_training():
 def test_dropout_zero_adds_nothing_and_bad_values_say_which_knob():
     model, _ = load_backbone("tiny-llama")
     assert add_residual_dropout(model, 0.0) == []
+    assert all(layer.self_attn.attention_dropout == 0.0 for layer in decoder_layers(model))
     with pytest.raises(ValueError, match="train.dropout"):
         add_residual_dropout(model, 1.0)
+    with pytest.raises(ValueError, match="train.attention_dropout"):
+        add_residual_dropout(model, 0.1, attention_p=-0.1)
 
 
 def test_build_model_applies_train_dropout_and_gradients_flow():

@@ -72,7 +72,7 @@ def build_model(cfg: TrainConfig, code_tokens: list[str], index_path: Path | Non
     if user_tokens:
         ids = ids + add_code_tokens(model, tok, list(user_tokens), noise_std=cfg.code_token_noise, seed=cfg.seed + 1)
     model.config.use_cache = False
-    add_residual_dropout(model, cfg.dropout)
+    add_residual_dropout(model, cfg.dropout, cfg.attention_dropout)
     if cfg.mode == "lora":
         model = apply_lora(model, cfg, ids)
     return model, tok, ids
