@@ -13,7 +13,10 @@
 # standard errors (per user, over the same test users and wordings), user prediction against the most active
 # users and rating RMSE/MAE against the user's mean. Knobs: DATA (ml-100k), LCREC (lcrec), USER_CAP (3000: most
 # user.predict and user.rating examples kept), EVAL_TEMPLATES ([seqall/0,seqall/1]), TRAIN_MINUTES (0: no
-# wall-clock stop, so a loaded machine cannot cut one arm's schedule short).
+# wall-clock stop, so a loaded machine cannot cut one arm's schedule short), STEPS (0: the base arm's own schedule;
+# N: both arms stop after N optimizer steps, for a data set whose one pass is longer than the time at hand) and
+# EXTRA (more `--set` overrides for every step, e.g. a cap on the SASRec-CE that makes the item vectors:
+# EXTRA="--set sasrec.stride=0 --set sasrec.max_minutes=15").
 set -euo pipefail
 WORK=${1:-/tmp/lcrec-users}
 DATA=${DATA:-ml-100k}
@@ -21,10 +24,12 @@ LCREC=${LCREC:-lcrec}
 USER_CAP=${USER_CAP:-3000}
 EVAL_TEMPLATES=${EVAL_TEMPLATES:-[seqall/0,seqall/1]}
 TRAIN_MINUTES=${TRAIN_MINUTES:-0}  # no wall-clock stop: both arms run their planned steps
+STEPS=${STEPS:-0}
+read -r -a EXTRA_SET <<< "${EXTRA:-}"
 BASE=$(python -c "import yaml; print(','.join(yaml.safe_load(open('params.yaml'))['tasks']['families']))")
 CAPS=$(python -c "import yaml; c = yaml.safe_load(open('params.yaml'))['tasks']['caps']; print(','.join(f'{k}: {v}' for k, v in c.items()))")
 COMMON=(--set data.source="$DATA" --set tracking.enabled=false --set evaluate.valid=false --set evaluate.title_items=0
-        --set "evaluate.templates=$EVAL_TEMPLATES" --set train.max_minutes="$TRAIN_MINUTES")
+        --set "evaluate.templates=$EVAL_TEMPLATES" --set train.max_minutes="$TRAIN_MINUTES" ${EXTRA_SET[@]+"${EXTRA_SET[@]}"})
 t0=$SECONDS
 stamp() { echo "[$(( (SECONDS - t0) / 60 )) min] $*"; }
 mkdir -p "$WORK/shared"
@@ -45,7 +50,7 @@ arm() {  # name, families, extra overrides...
       > "$WORK/$name.$step.log" 2>&1 || { tail -20 "$WORK/$name.$step.log"; exit 1; }
   done
 }
-arm base "$BASE"
+arm base "$BASE" --set "train.max_steps=$STEPS"
 STEPS=$(python -c "import json; print(json.load(open('$WORK/base/train/train_metrics.json'))['steps'])")
 arm user "$BASE,useq,user" --set "train.max_steps=$STEPS" \
   --set "tasks.caps={$CAPS, user.predict: $USER_CAP, user.rating: $USER_CAP}"
