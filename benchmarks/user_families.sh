@@ -51,8 +51,8 @@ arm() {  # name, families, extra overrides...
   done
 }
 arm base "$BASE" --set "train.max_steps=$STEPS"
-STEPS=$(python -c "import json; print(json.load(open('$WORK/base/train/train_metrics.json'))['steps'])")
-arm user "$BASE,useq,user" --set "train.max_steps=$STEPS" \
+BASE_STEPS=$(python -c "import json; print(json.load(open('$WORK/base/train/train_metrics.json'))['steps'])")
+arm user "$BASE,useq,user" --set "train.max_steps=$BASE_STEPS" \
   --set "tasks.caps={$CAPS, user.predict: $USER_CAP, user.rating: $USER_CAP}"
 stamp "done"
 WORK="$WORK" python benchmarks/user_families_report.py
