@@ -479,6 +479,11 @@ class DecodeConfig:
         "needs sdpa or eager attention) | expand: the cache is copied per beam and reordered each step.",
     )
     sort_by_length: bool = knob(True, "Batch prompts of similar length together (less padding); output order is kept.")
+    rank_retriever_weight: float = knob(
+        1.0, "The rank mode's order: the letter log-probs plus this weight times the retriever's log-softmax over the "
+        "listed candidates (0 = the LLM's order alone; large = the retriever's). The evaluate step reports every "
+        "weight of evaluate.rank_weights on valid and test, and the one best on valid; serve.rank_retriever_weight "
+        "is the served one.")
 
 
 @dataclass
@@ -497,6 +502,9 @@ class EvaluateConfig:
                      "about each evaluated test user's test item; the model must write that item's code.")
     rank: bool = knob(True, "Also score the rank mode (the retriever's candidates re-ordered by one forward pass) when "
                       "the tasks step wrote rank prompts (the rank family in tasks.families).")
+    rank_weights: list[float] = knob([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], "Retriever weights of the rank mode scored on "
+                                     "valid and test (see decode.rank_retriever_weight): the sweep and the weight "
+                                     "best on valid are in metrics.json under rank.weights.")
     user_tasks: bool = knob(True, "Also score user prediction (under a trie of user codes, against the most active "
                             "users) and rating prediction (RMSE/MAE against the user's mean rating) when the tasks "
                             "step wrote their prompts (the user family in tasks.families).")
@@ -556,6 +564,8 @@ class ServeConfig:
                      "model trained with the rank family and a retriever in the serving folder). A request may pick "
                      "its own with \"mode\". Cached users are answered from the cache either way.")
     rank_candidates: int = knob(20, "Candidates the retriever lists for a rank-mode answer (at most 26; k <= this).")
+    rank_retriever_weight: float = knob(1.0, "Weight of the retriever's scores in a rank-mode answer's order (see "
+                                        "decode.rank_retriever_weight; 0 = the LLM's letters alone).")
     beam_width: int = knob(20, "Beams of the trie-constrained beam search (raised per batch to k + exclusions, up to max_beam).")
     max_beam: int = knob(128, "Upper bound of the beam width (bounds the work of requests with many exclusions).")
     default_k: int = knob(10, "Items returned when a request gives no k.")

@@ -9,6 +9,7 @@ from lcrec.decode.letters import (
     ANSWER_PREFIX,
     VerbalizerError,
     candidate_letters,
+    fuse_scores,
     letter_token_ids,
     list_candidates,
     order_by_letters,
@@ -58,3 +59,30 @@ def test_order_keeps_candidate_order_on_ties():
 def test_too_many_candidates_is_refused(tokenizer):
     with pytest.raises(VerbalizerError, match="1 to 26"):
         letter_token_ids(tokenizer, 27)
+
+
+def test_fusion_weight_zero_is_the_letters_alone():
+    letters = [-3.0, -1.0, -2.0]
+    assert fuse_scores(letters, [9.0, 1.0, 5.0], 0.0) == letters
+    assert fuse_scores(letters, None, 2.0) == letters  # rows without retriever scores
+
+
+def test_fusion_by_hand_and_its_limits():
+    import math
+
+    letters, retriever = [math.log(0.5), math.log(0.25), math.log(0.25)], [0.0, math.log(3.0), 0.0]
+    # retriever softmax over the three: 0.2, 0.6, 0.2; letters already sum to 1
+    fused = fuse_scores(letters, retriever, 1.0)
+    assert fused == pytest.approx([math.log(0.5 * 0.2), math.log(0.25 * 0.6), math.log(0.25 * 0.2)])
+    order = [c for c, _ in order_by_letters(["x", "y", "z"], fused)]
+    assert order == ["y", "x", "z"]  # the retriever moved y above the LLM's first
+    assert [c for c, _ in order_by_letters(["x", "y", "z"], fuse_scores(letters, retriever, 0.1))][0] == "x"
+    big = fuse_scores([-0.1, -5.0, -9.0], [1.0, 2.0, 3.0], 1000.0)
+    assert [c for c, _ in order_by_letters(["x", "y", "z"], big)] == ["z", "y", "x"]  # the retriever's order
+
+
+def test_fusion_refuses_bad_input():
+    with pytest.raises(VerbalizerError, match="positive"):
+        fuse_scores([-1.0], [0.0], -1.0)
+    with pytest.raises(VerbalizerError, match="same candidates"):
+        fuse_scores([-1.0, -2.0], [0.0], 1.0)

@@ -58,6 +58,27 @@ def test_evaluate_scores_the_rank_prompts(tiny_setup, rank_tasks):
         assert sorted(r["recommended"]) == sorted(rows[r["user_id"]]["candidates"])
     flat = flat_metrics(m)
     assert flat["rank.overall.ndcg@10"] == rank["overall"]["ndcg@10"] and "rank.retriever_recall" in flat
+    assert flat["rank.weight"] == DecodeConfig().rank_retriever_weight == rank["weight"]
+    assert flat["rank.llm.overall.ndcg@10"] == rank["llm"]["overall"]["ndcg@10"]
+    sweep = rank["weights"]
+    assert set(sweep["test"]) == set(sweep["valid"]) == {*map(float, cfg.rank_weights), rank["weight"]}
+    assert sweep["test"][rank["weight"]]["ndcg@10"] == rank["overall"]["ndcg@10"]
+    assert sweep["test"][0.0]["ndcg@10"] == rank["llm"]["overall"]["ndcg@10"]
+    assert sweep["best_on_valid"] in sweep["valid"] and sweep["valid_users"] == len(SEQUENCES)
+
+
+def test_weight_zero_is_the_llm_and_a_large_weight_the_retriever(tiny_setup, rank_tasks):
+    from lcrec.evaluate.rank_mode import evaluate_rank_mode
+    from lcrec.evaluate.evaluate import read_jsonl
+    from lcrec.model.trained import load_trained
+
+    model, tok = load_trained(tiny_setup["model"])[:2]
+    rows = read_jsonl(rank_tasks / "test_rank.jsonl")
+    m0, ranked0 = evaluate_rank_mode(model, tok, rows, [1, 5, 10], weight=0.0)
+    assert m0["overall"] == m0["llm"]["overall"] and "valid" not in m0["weights"]
+    big, ranked = evaluate_rank_mode(model, tok, rows, [1, 5, 10], weight=1e6)
+    assert big["overall"] == big["retriever"]["overall"]
+    assert [[i for i, _ in r] for r in ranked] == [r["candidates"] for r in rows]
 
 
 def test_rank_mode_is_skipped_without_rank_prompts(tiny_setup):

@@ -12,7 +12,7 @@ import pytest
 
 from lcrec.baselines.retriever import Retriever
 from lcrec.config import ServeConfig
-from lcrec.decode.letters import letter_token_ids, order_by_letters, score_letters
+from lcrec.decode.letters import fuse_scores, letter_token_ids, order_by_letters, score_letters
 from lcrec.serve.model_version import RETRIEVER_SUBDIR
 from lcrec.serve.server import build_app, make_predictor
 
@@ -51,7 +51,8 @@ def expected_order(predictor, history, exclude, n):
                                                                      allowed=state.codes)[0]
     prompt = served.rank_prompt_ids([state.codes[i] for i in history], [state.codes[c] for c, _ in found])
     scores = score_letters(served.model, [prompt], letter_token_ids(served.tokenizer, n), [len(found)])[0]
-    return [c for c, _ in order_by_letters([c for c, _ in found], scores)], {c for c, _ in found}
+    fused = fuse_scores(scores, [v for _, v in found], predictor.cfg.rank_retriever_weight)
+    return [c for c, _ in order_by_letters([c for c, _ in found], fused)], {c for c, _ in found}
 
 
 def test_the_serving_folder_records_the_retriever(rank_folder):
@@ -70,7 +71,7 @@ def test_rank_mode_reorders_the_retrievers_candidates(client):
     order, candidates = expected_order(predictor, history, set(history), CFG.rank_candidates)
     assert got == order[:5] and set(got) <= candidates and not set(got) & set(history)
     scores = [x["score"] for x in pred["items"]]
-    assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)  # letter log-probs
+    assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)  # log-probs
     # not cached: the same request is ranked again, the same way; generate mode still decodes the whole index
     again = predict(c, [{"user_id": "u1", "history": history, "k": 5, "mode": "rank"}]).json()["predictions"][0]
     assert again["source"] == "rank" and again["items"] == pred["items"]
@@ -154,3 +155,31 @@ def test_a_model_without_the_rank_family_is_refused(rank_folder, tmp_path):
     manifest.write(folder / "model")
     with pytest.raises(ValueError, match="rank family"):
         make_predictor(dataclasses.replace(CFG, mode="rank"), folder).load()
+
+
+@pytest.mark.parametrize("weight", [0.0, 1e6])
+def test_the_retriever_weight_orders_the_answer(rank_folder, tmp_path, weight):
+    """Weight 0 serves the LLM's letter order alone; a huge weight the retriever's own order."""
+    from fastapi.testclient import TestClient
+
+    folder = tmp_path / "serving"
+    shutil.copytree(rank_folder["folder"], folder)
+    cfg = dataclasses.replace(CFG, rank_retriever_weight=weight)
+    predictor = make_predictor(cfg, folder)
+    history = ["i3", "i9", "i12"]
+    try:
+        with TestClient(build_app(predictor), raise_server_exceptions=False) as c:
+            got = [x["item_id"] for x in predict(c, [{"history": history, "k": 6, "mode": "rank"}]).json()
+                   ["predictions"][0]["items"]]
+            found = Retriever.load(folder / RETRIEVER_SUBDIR).top([history], cfg.rank_candidates,
+                                                                  exclude=[set(history)], allowed=predictor.state.codes)[0]
+            if weight == 0.0:
+                prompt = predictor.served.rank_prompt_ids([predictor.state.codes[i] for i in history],
+                                                          [predictor.state.codes[c] for c, _ in found])
+                scores = score_letters(predictor.served.model, [prompt],
+                                       letter_token_ids(predictor.served.tokenizer, len(found)))[0]
+                assert got == [c for c, _ in order_by_letters([c for c, _ in found], scores)][:6]
+            else:
+                assert got == [c for c, _ in found][:6]
+    finally:
+        predictor.stop()

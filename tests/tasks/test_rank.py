@@ -89,9 +89,38 @@ def test_build_tasks_writes_the_test_rank_rows(fixture_dirs, retriever_dir):
     tests = {"u1": (["1", "2", "9", "3"], "5"), "u2": (["3", "4", "6", "8", "7"], "10"), "u3": (["5", "6", "1"], "9")}
     for row in rows:
         history, target = tests[row["user_id"]]
-        assert row["candidates"] == [i for i, _ in retriever.top([history], 5)[0]]  # the retriever's order
+        found = retriever.top([history], 5)[0]
+        assert row["candidates"] == [i for i, _ in found]  # the retriever's order
+        assert row["retriever_scores"] == pytest.approx([v for _, v in found], abs=1e-5)  # and its scores
         assert row["instruction"] == rank_prompt([code(i) for i in history], [code(c) for c in row["candidates"]])
         expected = LETTERS[row["candidates"].index(target)] if target in row["candidates"] else ""
         assert row["target_item"] == target and row["response"] == expected
     train_tasks = set(__import__("pandas").read_parquet(fixture_dirs["out"] / "train.parquet")["task"])
     assert train_tasks == {"seq", "rank"}
+
+
+def test_build_tasks_writes_the_valid_rank_rows_from_training_histories(fixture_dirs, retriever_dir):
+    from lcrec.tasks.tasks import build_tasks
+
+    cfg = TasksConfig(families=["seq", "rank"], rank=RankTasksConfig(candidates=5))
+    build_tasks(cfg, fixture_dirs["split"], fixture_dirs["index"], fixture_dirs["out"], fixture_dirs["data"],
+                retriever_dir)
+    rows = [json.loads(x) for x in (fixture_dirs["out"] / "valid_rank.jsonl").read_text().splitlines()]
+    retriever = Retriever.load(retriever_dir)
+    # leave-one-out: the valid item is the test history's last one, and the valid history stops before it
+    tests = {"u1": ["1", "2", "9", "3"], "u2": ["3", "4", "6", "8", "7"], "u3": ["5", "6", "1"]}
+    assert sorted(r["user_id"] for r in rows) == sorted(tests)
+    for row in rows:
+        history, target = tests[row["user_id"]][:-1], tests[row["user_id"]][-1]
+        found = retriever.top([history], 5)[0]
+        assert row["target_item"] == target and row["candidates"] == [i for i, _ in found]
+        assert row["instruction"] == rank_prompt([code(i) for i in history], [code(c) for c in row["candidates"]])
+
+
+def test_without_the_rank_family_both_rank_files_are_empty(fixture_dirs):
+    from lcrec.tasks.tasks import build_tasks
+
+    build_tasks(TasksConfig(families=["seq"]), fixture_dirs["split"], fixture_dirs["index"], fixture_dirs["out"],
+                fixture_dirs["data"])
+    for name in ("test_rank.jsonl", "valid_rank.jsonl"):
+        assert (fixture_dirs["out"] / name).read_text() == ""  # DVC outputs: written, empty

@@ -5,10 +5,16 @@ the model answers with the letter of the item the user picks next (the ``rank`` 
 candidates needs no decoding: one forward pass over the prompt, and the log-probabilities of the letter tokens
 at its last position order them (:func:`score_letters`). A letter's score is exactly the log-prob a
 per-candidate teacher-forced scoring of that one-token answer gives.
+
+The retriever that listed the candidates has its own scores for them. :func:`fuse_scores` adds them as a prior:
+both sides are renormalised over the listed candidates (a log-softmax over the letters, and over the retriever's
+scores) and summed with a weight on the retriever's side (``decode.rank_retriever_weight``); weight 0 is the
+LLM's order alone, a large weight the retriever's.
 """
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 from functools import lru_cache
@@ -75,7 +81,8 @@ def score_letters(model: Any, prompts: Sequence[Sequence[int]], letter_ids: Sequ
     letters = torch.as_tensor(list(letter_ids), dtype=torch.long, device=device)
     out: list[list[float]] = []
     was_training = model.training
-    model.eval()
+    if was_training:  # eval() walks every module: a served model is already in eval mode
+        model.eval()
     try:
         with torch.inference_mode():
             for start in range(0, len(prompts), batch_size):
@@ -86,7 +93,8 @@ def score_letters(model: Any, prompts: Sequence[Sequence[int]], letter_ids: Sequ
                 lp = torch.log_softmax(logits, dim=-1).index_select(-1, letters)
                 out += lp.tolist()
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train(True)
     if counts is not None:
         out = [row[:c] for row, c in zip(out, counts, strict=True)]
     return out
@@ -96,3 +104,25 @@ def order_by_letters(candidates: Sequence[str], scores: Sequence[float]) -> list
     """``(item, score)`` best first; equal scores keep the candidates' order (the retriever's)."""
     ranked = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))
     return [(candidates[i], float(scores[i])) for i in ranked]
+
+
+def _log_softmax(row: Sequence[float]) -> list[float]:
+    top = max(row)
+    total = top + math.log(sum(math.exp(v - top) for v in row))
+    return [v - total for v in row]
+
+
+def fuse_scores(letter_scores: Sequence[float], retriever_scores: Sequence[float] | None,
+                weight: float) -> list[float]:
+    """One prompt's candidate scores with the retriever as a prior: ``log_softmax(letters) + weight *
+    log_softmax(retriever)``, both over the listed candidates (the same order). ``weight`` 0 (or no retriever
+    scores) returns the letter log-probs unchanged, so the LLM-only order and its scores stay what they were."""
+    if weight < 0 or not math.isfinite(weight):
+        raise VerbalizerError(f"the retriever weight is {weight}; use 0 (the LLM's order alone) or a positive number")
+    if weight == 0 or retriever_scores is None or not letter_scores:
+        return [float(v) for v in letter_scores]
+    if len(retriever_scores) != len(letter_scores):
+        raise VerbalizerError(f"{len(retriever_scores)} retriever scores for {len(letter_scores)} candidates; the "
+                              "retriever's scores must list the same candidates in the same order")
+    llm, ret = _log_softmax(letter_scores), _log_softmax(retriever_scores)
+    return [a + weight * b for a, b in zip(llm, ret, strict=True)]

@@ -9,8 +9,10 @@
   each test user's test item); the model must write that item's code (trie-constrained, same metrics), from the
   query alone (``ite.query2index``) and from history + query (``ite.history_query2index``). No teacher is called here.
 - **RANK** (the rank decode mode, when the tasks step wrote ``test_rank.jsonl``, i.e. the rank family is on): the
-  retriever's candidates per test user re-ordered by the letter log-probs of one forward pass; overall and
-  rank-only metrics, against the retriever's own order (:mod:`lcrec.evaluate.rank_mode`).
+  retriever's candidates per test user re-ordered by the letter log-probs of one forward pass, with the retriever's
+  scores as a prior (``decode.rank_retriever_weight``); overall and rank-only metrics, of the LLM alone too, against
+  the retriever's own order, and each weight of ``evaluate.rank_weights`` on valid and test
+  (:mod:`lcrec.evaluate.rank_mode`).
 - **USER** (when the tasks step wrote user prompts, :mod:`lcrec.evaluate.user_tasks`): next-item metrics with the
   user's code in the prompt against without it (same model, paired per user, ``user_in_prompt``); user prediction
   under a trie of user codes against the most active users; rating RMSE/MAE against the user's mean rating.
@@ -245,7 +247,10 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     for view in ("overall", "rank_only"):
         for k, v in metrics.get("rank", {}).get(view, {}).items():
             out[f"rank.{view}.{k}"] = float(v)
+    for k, v in metrics.get("rank", {}).get("llm", {}).get("overall", {}).items():
+        out[f"rank.llm.overall.{k}"] = float(v)
     if "rank" in metrics:
+        out["rank.weight"] = float(metrics["rank"]["weight"])
         out["rank.retriever_recall"] = float(metrics["rank"]["retriever"]["recall"])
         out["rank.users_per_s"] = float(metrics["rank"]["users_per_s"])
     for k, v in metrics.get("user_in_prompt", {}).items():
@@ -374,7 +379,12 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
         if rank_rows_:
             from lcrec.evaluate.rank_mode import evaluate_rank_mode
 
-            metrics["rank"], reordered = evaluate_rank_mode(model, tok, rank_rows_, ks, decode.batch_size)
+            valid_rank = Path(tasks_dir) / "valid_rank.jsonl"
+            valid_rank_rows = ([r for r in read_jsonl(valid_rank) if str(r["user_id"]) in users]
+                               if valid_rank.exists() else [])
+            metrics["rank"], reordered = evaluate_rank_mode(model, tok, rank_rows_, ks, decode.batch_size,
+                                                            decode.rank_retriever_weight, valid_rank_rows,
+                                                            cfg.rank_weights)
             with (out_dir / "recommendations_rank.jsonl").open("w") as fh:
                 for r, items in zip(rank_rows_, reordered, strict=True):
                     fh.write(json.dumps({"user_id": r["user_id"], "target_item": r["target_item"],

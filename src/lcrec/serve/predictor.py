@@ -156,7 +156,7 @@ def rank_batcher(served: ServedModel, retriever: Any, cfg: ServeConfig) -> Batch
 
     def run(state: IndexState, payloads: list[tuple[list[str], frozenset[str]]]) -> list[list[tuple[str, float]]]:
         return rank_by_letters(served, retriever, state, [h for h, _ in payloads], [e for _, e in payloads],
-                               cfg.rank_candidates, len(payloads))
+                               cfg.rank_candidates, len(payloads), cfg.rank_retriever_weight)
 
     return Batcher(run, cfg, "rank")
 

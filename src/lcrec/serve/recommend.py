@@ -139,10 +139,12 @@ def rank_histories(served: ServedModel, state: IndexState, histories: Sequence[I
 
 
 def rank_by_letters(served: ServedModel, retriever: Any, state: IndexState, histories: Sequence[Sequence[str]],
-                    excludes: Sequence[Collection[str]], n: int, batch_size: int = 32) -> list[list[tuple[str, float]]]:
+                    excludes: Sequence[Collection[str]], n: int, batch_size: int = 32,
+                    retriever_weight: float = 0.0) -> list[list[tuple[str, float]]]:
     """The rank mode: per history, the retriever's top ``n`` served items not excluded, ordered best first by the
-    letter log-probs of one forward pass over the rank prompt (history codes + lettered candidate codes)."""
-    from lcrec.decode.letters import letter_token_ids, order_by_letters, score_letters
+    letter log-probs of one forward pass over the rank prompt (history codes + lettered candidate codes), fused
+    with the retriever's own scores at ``retriever_weight`` (:func:`lcrec.decode.letters.fuse_scores`)."""
+    from lcrec.decode.letters import fuse_scores, letter_token_ids, order_by_letters, score_letters
 
     found = retriever.top(histories, n, exclude=excludes, allowed=state.codes)
     live = [m for m, f in enumerate(found) if f]
@@ -156,5 +158,6 @@ def rank_by_letters(served: ServedModel, retriever: Any, state: IndexState, hist
         counts.append(len(found[m]))
     scores = score_letters(served.model, prompts, letter_token_ids(served.tokenizer, n), counts, batch_size)
     for m, row in zip(live, scores, strict=True):
-        out[m] = order_by_letters([c for c, _ in found[m]], row)
+        out[m] = order_by_letters([c for c, _ in found[m]],
+                                  fuse_scores(row, [v for _, v in found[m]], retriever_weight))
     return out

@@ -9,8 +9,10 @@ Writes into ``out_dir`` (``work/tasks``):
 - ``test_ite.jsonl``: with the ITE family on, an intention about each test user's test item -> its code (the
   evaluate step scores these; empty otherwise), the teacher's texts for them in ``teacher_cache_test.json``;
 - ``test_rank.jsonl``: with the rank family on, each test user's rank prompt: the retriever's candidates in its
-  order (``candidates``), the letter of the target in ``response`` ("" when the retriever missed it); empty
-  otherwise;
+  order (``candidates``) with its scores for them (``retriever_scores``), the letter of the target in ``response``
+  ("" when the retriever missed it); empty otherwise;
+- ``valid_rank.jsonl``: the same for the valid split (the valid item is the target; the history holds training
+  items only): where the evaluate step chooses the rank mode's retriever weight; empty without the rank family;
 - ``test_user.jsonl``: with the user family on, each test user's user-prediction prompt: the test item and its
   latest training choosers -> the test user's code (``response``); empty otherwise;
 - ``test_rating.jsonl``: with the user family on, each test user's rating prompt -> the stars of the test item, with
@@ -241,13 +243,14 @@ def open_retriever(cfg: TasksConfig, retriever_dir: Path | None) -> object | Non
     return Retriever.load(retriever_dir)
 
 
-def rank_test_rows(cfg: TasksConfig, ctx: TaskContext, test: list[SplitRow]) -> list[dict[str, Any]]:
-    """Each test user's rank prompt over the retriever's top ``tasks.rank.candidates`` (in its order, history
-    items not masked, as the generative protocol); the target's letter, or "" when it was not retrieved."""
+def rank_eval_rows(cfg: TasksConfig, ctx: TaskContext, split_rows: list[SplitRow]) -> list[dict[str, Any]]:
+    """Each valid or test user's rank prompt over the retriever's top ``tasks.rank.candidates`` (in its order, with
+    its scores; history items not masked, as the generative protocol); the target's letter, or "" when it was
+    not retrieved."""
     from lcrec.decode.letters import candidate_letters
     from lcrec.tasks.rank import RANK_TEMPLATE, rank_prompt
 
-    rows = [r for r in test if r.history]
+    rows = [r for r in split_rows if r.history]
     if ctx.retriever is None or not rows:
         return []
     letters = candidate_letters(cfg.rank.candidates)
@@ -258,7 +261,8 @@ def rank_test_rows(cfg: TasksConfig, ctx: TaskContext, test: list[SplitRow]) -> 
         history = [ctx.code(i) for i in ctx.recent(r.history)]
         out.append({"task": "rank", "template": RANK_TEMPLATE, "epoch": 0, "user_id": r.user_id,
                     "target_item": r.target, "instruction": rank_prompt(history, [ctx.code(c) for c in cands]),
-                    "response": letters[cands.index(r.target)] if r.target in cands else "", "candidates": cands})
+                    "response": letters[cands.index(r.target)] if r.target in cands else "", "candidates": cands,
+                    "retriever_scores": [round(float(v), 6) for _, v in items]})
     return out
 
 
@@ -420,7 +424,8 @@ def build_tasks(cfg: TasksConfig, split_dir: Path, index_path: Path, out_dir: Pa
     if not test_cache.exists():
         TeacherCache().save(test_cache)  # a DVC output like teacher_cache.json: present after every run
     n_ite = write_jsonl(ite, out_dir / "test_ite.jsonl")  # always written (empty without ITE): a DVC output
-    n_rank = write_jsonl(rank_test_rows(cfg, ctx, test), out_dir / "test_rank.jsonl")  # likewise
+    n_rank = write_jsonl(rank_eval_rows(cfg, ctx, test), out_dir / "test_rank.jsonl")  # likewise
+    write_jsonl(rank_eval_rows(cfg, ctx, valid), out_dir / "valid_rank.jsonl")
     users_on = "user" in cfg.families
     n_user = write_jsonl(user_test_rows(cfg, ctx, test) if users_on and cfg.user.predict else [],
                          out_dir / "test_user.jsonl")
