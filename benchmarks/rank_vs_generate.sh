@@ -11,7 +11,8 @@
 # users/s of both, the retriever alone and its recall@20. SERVE=1 then serves the trained model (with its
 # retriever) and runs benchmarks/serve_latency.py --folder on it: uncached p50/p99 of both modes at
 # concurrency 1, 8, 32.
-# Knobs: DATA (ml-100k), RANK_EXAMPLES (5000), TRAIN_MINUTES (params.yaml's), SERVE (1), LCREC (lcrec).
+# Knobs: DATA (ml-100k), RANK_EXAMPLES (5000), TRAIN_MINUTES (params.yaml's), SERVE (1), LCREC (lcrec), RUN (the
+# steps to run, in order; e.g. RUN="tasks evaluate" re-scores a trained folder after a change to the rank rows).
 set -euo pipefail
 WORK=${1:-/tmp/lcrec-rank}
 DATA=${DATA:-ml-100k}
@@ -25,7 +26,7 @@ S=(--set data.source="$DATA" --set "paths.work_dir=$WORK" --set tracking.enabled
 t0=$SECONDS
 stamp() { echo "[$(( (SECONDS - t0) / 60 )) min] $*"; }
 
-for step in ingest split embed quantize baselines tasks train evaluate; do
+for step in ${RUN:-ingest split embed quantize baselines tasks train evaluate}; do
   stamp "$step"
   "$LCREC" "$step" "${S[@]}" > "$WORK.$step.log" 2>&1 || { tail -20 "$WORK.$step.log"; exit 1; }
 done
@@ -42,11 +43,22 @@ print(f"test users: {seq['users']} (generate: template {first}; rank: {rank['use
 print("| mode | NDCG@10 | HR@10 | MRR@10 | users/s |\n|---|---|---|---|---|")
 print(f"| generate (beam search, whole catalogue) | {gen['ndcg@10']:.4f} | {gen['hr@10']:.4f} | {gen['mrr@10']:.4f} "
       f"| {seq['users_per_s']:.1f} |")
-o = rank["overall"]
-print(f"| rank (retriever top {rank['candidates']}, one forward pass) | {o['ndcg@10']:.4f} | {o['hr@10']:.4f} | "
-      f"{o['mrr@10']:.4f} | {rank['users_per_s']:.1f} |")
+llm = rank.get("llm", {}).get("overall", rank["overall"])
+print(f"| rank, LLM letters alone (retriever top {rank['candidates']}, one forward pass) | {llm['ndcg@10']:.4f} | "
+      f"{llm['hr@10']:.4f} | {llm['mrr@10']:.4f} | {rank['users_per_s']:.1f} |")
+if "weight" in rank:
+    o = rank["overall"]
+    print(f"| rank, letters + {rank['weight']:g} x retriever prior (decode.rank_retriever_weight) | {o['ndcg@10']:.4f} "
+          f"| {o['hr@10']:.4f} | {o['mrr@10']:.4f} | {rank['users_per_s']:.1f} |")
 r = rank["retriever"]["overall"]
 print(f"| the retriever's own order (SASRec-CE) | {r['ndcg@10']:.4f} | {r['hr@10']:.4f} | {r['mrr@10']:.4f} | - |")
+sweep = rank.get("weights", {})
+if "valid" in sweep:
+    print(f"\nretriever weight sweep ({sweep['valid_users']} valid users; best on valid: {sweep['best_on_valid']:g})")
+    print("| weight | valid NDCG@10 | valid MRR@10 | test NDCG@10 | test MRR@10 |\n|---|---|---|---|---|")
+    for w in sorted(sweep["test"], key=float):
+        v, t = sweep["valid"][w], sweep["test"][w]
+        print(f"| {float(w):g} | {v['ndcg@10']:.4f} | {v['mrr@10']:.4f} | {t['ndcg@10']:.4f} | {t['mrr@10']:.4f} |")
 if "rank_only" in rank:
     print(f"rank-only (target among the candidates): LLM NDCG@10 {rank['rank_only']['ndcg@10']:.4f}, "
           f"retriever {rank['retriever']['rank_only']['ndcg@10']:.4f}")
