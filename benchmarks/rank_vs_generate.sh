@@ -60,8 +60,10 @@ if "valid" in sweep:
         v, t = sweep["valid"][w], sweep["test"][w]
         print(f"| {float(w):g} | {v['ndcg@10']:.4f} | {v['mrr@10']:.4f} | {t['ndcg@10']:.4f} | {t['mrr@10']:.4f} |")
 if "rank_only" in rank:
-    print(f"rank-only (target among the candidates): LLM NDCG@10 {rank['rank_only']['ndcg@10']:.4f}, "
-          f"retriever {rank['retriever']['rank_only']['ndcg@10']:.4f}")
+    llm_only = rank.get("llm", {}).get("rank_only")
+    print(f"rank-only (target among the candidates): rank mode NDCG@10 {rank['rank_only']['ndcg@10']:.4f}"
+          + (f", LLM letters alone {llm_only['ndcg@10']:.4f}" if llm_only else "")
+          + f", retriever {rank['retriever']['rank_only']['ndcg@10']:.4f}")
 EOF
 if [ "$SERVE" = 1 ]; then
   stamp "serving folder + serve_latency"

@@ -480,10 +480,10 @@ class DecodeConfig:
     )
     sort_by_length: bool = knob(True, "Batch prompts of similar length together (less padding); output order is kept.")
     rank_retriever_weight: float = knob(
-        1.0, "The rank mode's order: the letter log-probs plus this weight times the retriever's log-softmax over the "
+        2.0, "The rank mode's order: the letter log-probs plus this weight times the retriever's log-softmax over the "
         "listed candidates (0 = the LLM's order alone; large = the retriever's). The evaluate step reports every "
         "weight of evaluate.rank_weights on valid and test, and the one best on valid; serve.rank_retriever_weight "
-        "is the served one.")
+        "is the served one. 2 was best on MovieLens-100K valid (benchmarks/RESULTS.md).")
 
 
 @dataclass
@@ -564,7 +564,7 @@ class ServeConfig:
                      "model trained with the rank family and a retriever in the serving folder). A request may pick "
                      "its own with \"mode\". Cached users are answered from the cache either way.")
     rank_candidates: int = knob(20, "Candidates the retriever lists for a rank-mode answer (at most 26; k <= this).")
-    rank_retriever_weight: float = knob(1.0, "Weight of the retriever's scores in a rank-mode answer's order (see "
+    rank_retriever_weight: float = knob(2.0, "Weight of the retriever's scores in a rank-mode answer's order (see "
                                         "decode.rank_retriever_weight; 0 = the LLM's letters alone).")
     beam_width: int = knob(20, "Beams of the trie-constrained beam search (raised per batch to k + exclusions, up to max_beam).")
     max_beam: int = knob(128, "Upper bound of the beam width (bounds the work of requests with many exclusions).")

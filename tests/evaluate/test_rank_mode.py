@@ -68,8 +68,8 @@ def test_evaluate_scores_the_rank_prompts(tiny_setup, rank_tasks):
 
 
 def test_weight_zero_is_the_llm_and_a_large_weight_the_retriever(tiny_setup, rank_tasks):
-    from lcrec.evaluate.rank_mode import evaluate_rank_mode
     from lcrec.evaluate.evaluate import read_jsonl
+    from lcrec.evaluate.rank_mode import evaluate_rank_mode
     from lcrec.model.trained import load_trained
 
     model, tok = load_trained(tiny_setup["model"])[:2]
