@@ -44,18 +44,11 @@ def letter_scores(model: Any, tok: Any, rows: Sequence[dict[str, Any]], batch_si
 def reorder(rows: Sequence[dict[str, Any]], scores: Sequence[Sequence[float]], weight: float
             ) -> list[list[tuple[str, float]]]:
     """Each row's candidates as ``(item, score)`` best first: the letter log-probs fused with the row's retriever
-    scores at ``weight`` (rows written before the tasks step kept scores count as weight 0)."""
+    scores at ``weight`` (rows written without retriever scores count as weight 0)."""
     from lcrec.decode.letters import fuse_scores, order_by_letters
 
     return [order_by_letters(r["candidates"], fuse_scores(s, r.get("retriever_scores"), weight))
             for r, s in zip(rows, scores, strict=True)]
-
-
-def rerank(model: Any, tok: Any, rows: Sequence[dict[str, Any]], batch_size: int = 32, weight: float = 0.0
-           ) -> tuple[list[list[tuple[str, float]]], float]:
-    """Each row's candidates as ``(item, score)`` best first, and the seconds the forward passes took."""
-    scores, seconds = letter_scores(model, tok, rows, batch_size)
-    return reorder(rows, scores, weight), seconds
 
 
 def rank_metrics(rows: Sequence[dict[str, Any]], reordered: Sequence[Sequence[str]], ks: Sequence[int]
