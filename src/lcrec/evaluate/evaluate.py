@@ -379,9 +379,8 @@ def evaluate_model(cfg: EvaluateConfig, model_dir: Path, tasks_dir: Path, index_
         if rank_rows_:
             from lcrec.evaluate.rank_mode import evaluate_rank_mode
 
-            valid_rank = Path(tasks_dir) / "valid_rank.jsonl"
-            valid_rank_rows = ([r for r in read_jsonl(valid_rank) if str(r["user_id"]) in users]
-                               if valid_rank.exists() else [])
+            valid_rank_rows = [r for r in read_jsonl_if_any(Path(tasks_dir) / "valid_rank.jsonl")
+                               if str(r["user_id"]) in users]
             metrics["rank"], reordered = evaluate_rank_mode(model, tok, rank_rows_, ks, decode.batch_size,
                                                             decode.rank_retriever_weight, valid_rank_rows,
                                                             cfg.rank_weights)
