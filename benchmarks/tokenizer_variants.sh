@@ -9,7 +9,11 @@
 # Prints reconstruction MSE, first-level utilisation and perplexity, nearest-neighbour first-code agreement and
 # the collision rate per variant. TRAIN=1 also runs tasks -> train -> evaluate per variant (params.yaml's recipe,
 # its own folders) after one baselines step, and adds valid/test NDCG@10 and MRR@10.
-# Knobs: DATA (ml-1m), TRAIN (0), VARIANTS (all), ALIGN_WEIGHT (0.1), ALIGN_BACKBONE (smollm2), EMBED_MINUTES (15).
+# Knobs: DATA (ml-1m), TRAIN (0), VARIANTS (all), ALIGN_WEIGHT (0.1), ALIGN_BACKBONE (smollm2), EMBED_MINUTES (15),
+# STEPS (0: params.yaml's schedule and wall-clock cap; N: every variant trains exactly N optimizer steps with no
+# wall-clock stop, so a loaded machine cannot give one variant fewer steps) and EXTRA (more `--set` overrides for
+# every step, e.g. EXTRA="--set sasrec.stride=0" for tiled SASRec-CE windows, more epochs inside EMBED_MINUTES).
+# Test NDCG@10 is compared with the first variant's, paired per (user, wording).
 set -euo pipefail
 WORK=${1:-/tmp/lcrec-tokenizers}
 DATA=${DATA:-ml-1m}
@@ -18,8 +22,12 @@ ALIGN_WEIGHT=${ALIGN_WEIGHT:-0.1}
 ALIGN_BACKBONE=${ALIGN_BACKBONE:-smollm2}
 EMBED_MINUTES=${EMBED_MINUTES:-15}
 VARIANTS=${VARIANTS:-"rqvae rqvae_align noae noae_align noae_cosine"}
+STEPS=${STEPS:-0}
 LCREC=${LCREC:-lcrec}
-S=(--set data.source="$DATA" --set "paths.work_dir=$WORK" --set tracking.enabled=false --set sasrec.max_minutes="$EMBED_MINUTES")
+read -r -a EXTRA_SET <<< "${EXTRA:-}"
+S=(--set data.source="$DATA" --set "paths.work_dir=$WORK" --set tracking.enabled=false --set sasrec.max_minutes="$EMBED_MINUTES"
+   ${EXTRA_SET[@]+"${EXTRA_SET[@]}"})
+if [ "$STEPS" != 0 ]; then S+=(--set train.max_steps="$STEPS" --set train.max_minutes=0); fi
 t0=$SECONDS
 stamp() { echo "[$(( (SECONDS - t0) / 60 )) min] $*"; }
 
@@ -38,6 +46,7 @@ stamp "ingest, split, embed ($DATA)"
 [ -f "$WORK/embed/item_emb.npy" ] || { "$LCREC" ingest "${S[@]}" && "$LCREC" split "${S[@]}" && "$LCREC" embed "${S[@]}"; }
 if [ "$TRAIN" = 1 ] && [ ! -f "$WORK/baselines/metrics.json" ]; then stamp "baselines"; "$LCREC" baselines "${S[@]}"; fi
 for v in $VARIANTS; do
+  if [ -f "$WORK/evaluate_$v/metrics.json" ]; then stamp "$v: kept"; continue; fi
   # shellcheck disable=SC2046
   D=(--set "paths.dirs.index=$WORK/index_$v" $(variant_sets "$v"))
   stamp "quantize $v"; "$LCREC" quantize "${S[@]}" "${D[@]}" > /dev/null
@@ -52,19 +61,32 @@ stamp "done"
 WORK="$WORK" VARIANTS="$VARIANTS" python - <<'EOF'
 import json, os
 from pathlib import Path
+from lcrec.evaluate.metrics import ndcg_at_k
+from lcrec.evaluate.user_tasks import paired
 work = Path(os.environ["WORK"])
 cols = ["reconstruction_mse", "utilisation_a", "perplexity_a", "nn_first_code_agreement", "collision_rate"]
-print("| variant | " + " | ".join(cols) + " | valid NDCG@10 | test NDCG@10 | test MRR@10 |")
-print("|---" * (len(cols) + 4) + "|")
+print("| variant | " + " | ".join(cols) + " | steps | valid NDCG@10 | test NDCG@10 | test MRR@10 | test vs first (paired SE) |")
+print("|---" * (len(cols) + 6) + "|")
+first = None
 for v in os.environ["VARIANTS"].split():
     m = json.loads((work / f"index_{v}" / "report.json").read_text())["metrics"]
     row = [f"{m[c]:.4f}" if isinstance(m.get(c), float) else str(m.get(c)) for c in cols]
     ev = work / f"evaluate_{v}" / "metrics.json"
     if ev.exists():
         e = json.loads(ev.read_text())
+        steps = json.loads((work / f"train_{v}" / "train_metrics.json").read_text())["steps"]
         test, valid = e["seq"]["mean"], e.get("valid", {})
-        row += [f"{valid.get('ndcg@10', float('nan')):.4f}", f"{test['ndcg@10']:.4f}", f"{test['mrr@10']:.4f}"]
+        lines = (json.loads(x) for x in (work / f"evaluate_{v}" / "ranks.jsonl").read_text().splitlines())
+        ranks = {(str(r["user_id"]), r["template"]): ndcg_at_k(r["rank"], 10) for r in lines}
+        if first is None:
+            first, versus = ranks, "-"
+        else:
+            keys = sorted(set(first) & set(ranks))
+            d = paired([ranks[k] for k in keys], [first[k] for k in keys])
+            versus = f"{d['diff']:+.4f} ({d['se']:.4f})"
+        row += [str(steps), f"{valid.get('ndcg@10', float('nan')):.4f}", f"{test['ndcg@10']:.4f}",
+                f"{test['mrr@10']:.4f}", versus]
     else:
-        row += ["-", "-", "-"]
+        row += ["-"] * 5
     print(f"| {v} | " + " | ".join(row) + " |")
 EOF
