@@ -18,6 +18,15 @@ def per_prompt(path: Path) -> dict[tuple[str, str], float]:
     return {(str(r["user_id"]), r["template"]): ndcg_at_k(r["rank"], 10) for r in rows}
 
 
+def against(ranks: dict[tuple[str, str], float], first: dict[tuple[str, str], float]) -> str:
+    """``+diff (SE)`` of mean NDCG@10 against ``first``, paired over the prompts both scored; ``-`` for itself."""
+    if ranks is first:
+        return "-"
+    keys = sorted(set(first) & set(ranks))
+    d = paired([ranks[k] for k in keys], [first[k] for k in keys])
+    return f"{d['diff']:+.4f} ({d['se']:.4f})"
+
+
 def main(sweep: Path, names: list[str]) -> None:
     print("| recipe | train min | steps | best step | valid NDCG@10 | test NDCG@10 | test HR@10 | vs first (paired SE) "
           "| distinct top-1 | top-10 coverage |")
@@ -27,12 +36,8 @@ def main(sweep: Path, names: list[str]) -> None:
         m = json.loads((sweep / name / "evaluate" / "metrics.json").read_text())
         t = json.loads((sweep / name / "train" / "train_metrics.json").read_text())
         ranks = per_prompt(sweep / name / "evaluate" / "ranks.jsonl")
-        if first is None:
-            first, versus = ranks, "-"
-        else:
-            keys = sorted(set(first) & set(ranks))
-            d = paired([ranks[k] for k in keys], [first[k] for k in keys])
-            versus = f"{d['diff']:+.4f} ({d['se']:.4f})"
+        first = first if first is not None else ranks
+        versus = against(ranks, first)
         div = m["seq"]["diversity"]
         valid = m.get("valid", {}).get("ndcg@10", float("nan"))
         print(f"| {name} | {t['train_runtime_s'] / 60:.1f} | {t['steps']} | {t.get('best_checkpoint', '-')} | "

@@ -58,11 +58,11 @@ for v in $VARIANTS; do
   fi
 done
 stamp "done"
-WORK="$WORK" VARIANTS="$VARIANTS" python - <<'EOF'
-import json, os
+WORK="$WORK" VARIANTS="$VARIANTS" BENCH="$(dirname "$0")" python - <<'EOF'
+import json, os, sys
 from pathlib import Path
-from lcrec.evaluate.metrics import ndcg_at_k
-from lcrec.evaluate.user_tasks import paired
+sys.path.insert(0, os.environ["BENCH"])
+from recipe_sweep_report import against, per_prompt
 work = Path(os.environ["WORK"])
 cols = ["reconstruction_mse", "utilisation_a", "perplexity_a", "nn_first_code_agreement", "collision_rate"]
 print("| variant | " + " | ".join(cols) + " | steps | valid NDCG@10 | test NDCG@10 | test MRR@10 | test vs first (paired SE) |")
@@ -76,14 +76,9 @@ for v in os.environ["VARIANTS"].split():
         e = json.loads(ev.read_text())
         steps = json.loads((work / f"train_{v}" / "train_metrics.json").read_text())["steps"]
         test, valid = e["seq"]["mean"], e.get("valid", {})
-        lines = (json.loads(x) for x in (work / f"evaluate_{v}" / "ranks.jsonl").read_text().splitlines())
-        ranks = {(str(r["user_id"]), r["template"]): ndcg_at_k(r["rank"], 10) for r in lines}
-        if first is None:
-            first, versus = ranks, "-"
-        else:
-            keys = sorted(set(first) & set(ranks))
-            d = paired([ranks[k] for k in keys], [first[k] for k in keys])
-            versus = f"{d['diff']:+.4f} ({d['se']:.4f})"
+        ranks = per_prompt(work / f"evaluate_{v}" / "ranks.jsonl")
+        first = first if first is not None else ranks
+        versus = against(ranks, first)
         row += [str(steps), f"{valid.get('ndcg@10', float('nan')):.4f}", f"{test['ndcg@10']:.4f}",
                 f"{test['mrr@10']:.4f}", versus]
     else:
