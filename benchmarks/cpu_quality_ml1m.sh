@@ -9,13 +9,16 @@
 # step scores that same model: same recipe, same split), LC-Rec trains for TRAIN_STEPS steps (TRAIN_MINUTES at
 # most), and evaluate scores every test user on two SEQ-all templates plus valid and index -> title.
 # Prints WORK_DIR/evaluate/comparison.md (NDCG@10 ratio, distinct top-1 items, top-10 coverage).
+# Knobs: EMBED_MINUTES (35), TRAIN_STEPS (4000; 0 = one pass over the task rows), TRAIN_MINUTES (40) and EXTRA (more
+# `--set` overrides for every step, e.g. EXTRA="--set sasrec.stride=0 --set quantize.autoencoder=false").
 set -euo pipefail
 WORK=${1:-/tmp/lcrec-ml1m}
 EMBED_MINUTES=${EMBED_MINUTES:-35}
 TRAIN_STEPS=${TRAIN_STEPS:-4000}
 TRAIN_MINUTES=${TRAIN_MINUTES:-40}
 LCREC=${LCREC:-lcrec}
-S=(--set data.source=ml-1m --set "paths.work_dir=$WORK" --set tracking.enabled=false)
+read -r -a EXTRA_SET <<< "${EXTRA:-}"
+S=(--set data.source=ml-1m --set "paths.work_dir=$WORK" --set tracking.enabled=false ${EXTRA_SET[@]+"${EXTRA_SET[@]}"})
 SAS=(--set sasrec.max_minutes="$EMBED_MINUTES")
 t0=$SECONDS
 stamp() { echo "[$(( (SECONDS - t0) / 60 )) min] $*"; }
