@@ -18,16 +18,17 @@ TRAIN_STEPS=${TRAIN_STEPS:-4000}
 TRAIN_MINUTES=${TRAIN_MINUTES:-40}
 LCREC=${LCREC:-lcrec}
 read -r -a EXTRA_SET <<< "${EXTRA:-}"
-S=(--set data.source=ml-1m --set "paths.work_dir=$WORK" --set tracking.enabled=false ${EXTRA_SET[@]+"${EXTRA_SET[@]}"})
+S=(--set data.source=ml-1m --set "paths.work_dir=$WORK" --set tracking.enabled=false)
+X=(${EXTRA_SET[@]+"${EXTRA_SET[@]}"})   # last on every command line, so EXTRA wins over the settings below
 SAS=(--set sasrec.max_minutes="$EMBED_MINUTES")
 t0=$SECONDS
 stamp() { echo "[$(( (SECONDS - t0) / 60 )) min] $*"; }
-stamp "ingest, split";   "$LCREC" ingest "${S[@]}" && "$LCREC" split "${S[@]}"
-stamp "embed (SASRec-CE item vectors)"; "$LCREC" embed "${S[@]}" "${SAS[@]}"
-stamp "quantize";        "$LCREC" quantize "${S[@]}"
-stamp "tasks";           "$LCREC" tasks "${S[@]}"
+stamp "ingest, split";   "$LCREC" ingest "${S[@]}" "${X[@]}" && "$LCREC" split "${S[@]}" "${X[@]}"
+stamp "embed (SASRec-CE item vectors)"; "$LCREC" embed "${S[@]}" "${SAS[@]}" "${X[@]}"
+stamp "quantize";        "$LCREC" quantize "${S[@]}" "${X[@]}"
+stamp "tasks";           "$LCREC" tasks "${S[@]}" "${X[@]}"
 stamp "train";           "$LCREC" train "${S[@]}" --set train.max_steps="$TRAIN_STEPS" --set train.max_minutes="$TRAIN_MINUTES" \
-                             --set train.eval_steps=500 --set train.save_steps=500
-stamp "baselines";       "$LCREC" baselines "${S[@]}" "${SAS[@]}"
-stamp "evaluate";        "$LCREC" evaluate "${S[@]}" --set evaluate.title_items=200
+                             --set train.eval_steps=500 --set train.save_steps=500 "${X[@]}"
+stamp "baselines";       "$LCREC" baselines "${S[@]}" "${SAS[@]}" "${X[@]}"
+stamp "evaluate";        "$LCREC" evaluate "${S[@]}" --set evaluate.title_items=200 "${X[@]}"
 stamp "done";            cat "$WORK/evaluate/comparison.md"
