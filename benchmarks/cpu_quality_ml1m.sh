@@ -17,9 +17,8 @@ EMBED_MINUTES=${EMBED_MINUTES:-35}
 TRAIN_STEPS=${TRAIN_STEPS:-4000}
 TRAIN_MINUTES=${TRAIN_MINUTES:-40}
 LCREC=${LCREC:-lcrec}
-read -r -a EXTRA_SET <<< "${EXTRA:-}"
 S=(--set data.source=ml-1m --set "paths.work_dir=$WORK" --set tracking.enabled=false)
-X=(${EXTRA_SET[@]+"${EXTRA_SET[@]}"})   # last on every command line, so EXTRA wins over the settings below
+read -r -a X <<< "${EXTRA:-}"   # last on every command line, so EXTRA wins over the settings below
 SAS=(--set sasrec.max_minutes="$EMBED_MINUTES")
 t0=$SECONDS
 stamp() { echo "[$(( (SECONDS - t0) / 60 )) min] $*"; }
